@@ -238,8 +238,13 @@ func TestRestore_LeaderRetentionGap_Resets(t *testing.T) {
 	}
 	applyAll(t, src.fsm, logs[350:])
 	applyAll(t, dst.fsm, logs[350:])
-	// The leader's retention goes on deleting sealed segments: compare the
-	// bytes both hold and the queues' ends.
+	// The leader's retention goes on deleting the segments just sealed; with
+	// no more writes it settles on the active segment. Compare only then,
+	// or a deletion between reading the bounds and the bytes races the
+	// comparison. Then compare the bytes both hold and the queues' ends.
+	waitFor(t, 10*time.Second, "retention on the leader to settle", func() bool {
+		return src.log.MinPhysOffset() == src.log.MaxPhysOffset()/seg*seg
+	})
 	requireSameLogFn(t, src, dst, queueEnds)
 }
 
