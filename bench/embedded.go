@@ -30,10 +30,11 @@ type EmbeddedConfig struct {
 	Logger        *slog.Logger       // nil discards
 	// Levers for experiments (0 = the node's defaults): node.Options.MaxInFlight (Raft
 	// entries of the group-commit batcher in flight), node.Options.LogCacheSize (Raft log
-	// entries cached in memory) and Config.GroupCommitMaxBytes.
+	// entries cached in memory), Config.GroupCommitMaxBytes and Config.RaftLogStore.
 	RaftMaxInFlight     int
 	LogCacheSize        int
 	GroupCommitMaxBytes int
+	RaftLogStore        node.RaftLogStoreKind
 }
 
 // Embedded is a running in-process cluster.
@@ -133,6 +134,9 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 		c.MaxIndexNum = 400_000
 		if cfg.GroupCommitMaxBytes > 0 {
 			c.GroupCommitMaxBytes = cfg.GroupCommitMaxBytes
+		}
+		if cfg.RaftLogStore != "" {
+			c.RaftLogStore = cfg.RaftLogStore
 		}
 		o := node.Options{
 			Logger:           logger.With("node", "n"+strconv.Itoa(i)),

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/raftmq/raftmq/client"
+	"github.com/raftmq/raftmq/node"
 )
 
 // Summary is the result of a run.
@@ -90,13 +91,18 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 			Nodes: cfg.EmbeddedNodes, Topic: cfg.Topic, Queues: cfg.Queues,
 			FlushDiskType: cfg.FlushDiskType, Logger: cfg.EmbeddedLogger,
 			RaftMaxInFlight: cfg.RaftMaxInFlight, LogCacheSize: cfg.LogCacheSize, GroupCommitMaxBytes: cfg.GroupCommitMaxBytes,
+			RaftLogStore: cfg.RaftLogStore,
 		})
 		if err != nil {
 			return nil, err
 		}
 		defer emb.Close()
 		cfg.NameServers = []string{emb.NameServer()}
-		sum.Durability = fmt.Sprintf("%s, quorum ack (%d-node Raft group)", cfg.FlushDiskType, cfg.EmbeddedNodes)
+		logStore := cfg.RaftLogStore
+		if logStore == "" {
+			logStore = node.RaftLogBolt
+		}
+		sum.Durability = fmt.Sprintf("%s, quorum ack (%d-node Raft group), Raft log in %s", cfg.FlushDiskType, cfg.EmbeddedNodes, logStore)
 	}
 	r := &runner{cfg: cfg, out: out, logger: logger, emb: emb, sum: sum}
 	if err := r.run(ctx); err != nil {

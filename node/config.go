@@ -34,6 +34,18 @@ const (
 	SyncFlush  FlushDiskType = "SYNC_FLUSH"
 )
 
+// RaftLogStoreKind is raftmq's raftLogStore key: where a node keeps its Raft log.
+type RaftLogStoreKind string
+
+// The Raft log stores.
+const (
+	// RaftLogBolt is raft-boltdb/v2 (bbolt), the default.
+	RaftLogBolt RaftLogStoreKind = "boltdb"
+	// RaftLogWAL is raftmq's append-only segment-file log (internal/raftlog): one write
+	// per batch of entries instead of a B+tree transaction.
+	RaftLogWAL RaftLogStoreKind = "wal"
+)
+
 // Peer is one member of a DLedger group (dLegerPeers=n0-host:port;n1-host:port).
 type Peer struct {
 	ID   string // n0, n1, ...
@@ -106,17 +118,18 @@ type Config struct {
 	DLegerSelfID          string // dLegerSelfId
 
 	// Raft knobs (raftmq's own keys).
-	RaftDir               string        // raftDir, <root>/raft
-	RaftHeartbeatTimeout  time.Duration // raftHeartbeatTimeout, 1000 ms
-	RaftElectionTimeout   time.Duration // raftElectionTimeout, 1000 ms
-	RaftLeaderLeaseTimout time.Duration // raftLeaderLeaseTimeout, 500 ms
-	RaftCommitTimeout     time.Duration // raftCommitTimeout, 50 ms
-	RaftMaxAppendEntries  int           // raftMaxAppendEntries, 512
-	RaftSnapshotInterval  time.Duration // raftSnapshotInterval, 120000 ms
-	RaftSnapshotThreshold uint64        // raftSnapshotThreshold, 8192 entries
-	RaftTrailingLogs      uint64        // raftTrailingLogs, 10240 entries
-	GroupCommitMaxBytes   int           // groupCommitMaxBytes: most bytes of messages in one Raft entry (a larger message goes alone), 1 MiB
-	GroupCommitMaxWait    time.Duration // groupCommitMaxWait: longest a send waits for others to join its entry, 0 = no wait
+	RaftDir               string           // raftDir, <root>/raft
+	RaftHeartbeatTimeout  time.Duration    // raftHeartbeatTimeout, 1000 ms
+	RaftElectionTimeout   time.Duration    // raftElectionTimeout, 1000 ms
+	RaftLeaderLeaseTimout time.Duration    // raftLeaderLeaseTimeout, 500 ms
+	RaftCommitTimeout     time.Duration    // raftCommitTimeout, 50 ms
+	RaftMaxAppendEntries  int              // raftMaxAppendEntries, 512
+	RaftSnapshotInterval  time.Duration    // raftSnapshotInterval, 120000 ms
+	RaftSnapshotThreshold uint64           // raftSnapshotThreshold, 8192 entries
+	RaftTrailingLogs      uint64           // raftTrailingLogs, 10240 entries
+	RaftLogStore          RaftLogStoreKind // raftLogStore: boltdb (default) or wal
+	GroupCommitMaxBytes   int              // groupCommitMaxBytes: most bytes of messages in one Raft entry (a larger message goes alone), 1 MiB
+	GroupCommitMaxWait    time.Duration    // groupCommitMaxWait: longest a send waits for others to join its entry, 0 = no wait
 
 	AdminListenAddr string // adminListenAddr: HTTP address of /metrics, /livez, /readyz ("" = off)
 }
@@ -168,6 +181,7 @@ func DefaultConfig() Config {
 		RaftLeaderLeaseTimout:             500 * time.Millisecond,
 		RaftCommitTimeout:                 50 * time.Millisecond,
 		RaftMaxAppendEntries:              512,
+		RaftLogStore:                      RaftLogBolt,
 		RaftSnapshotInterval:              120 * time.Second,
 		RaftSnapshotThreshold:             8192,
 		RaftTrailingLogs:                  10240,
@@ -340,6 +354,11 @@ func (c *Config) Validate() error {
 	case AsyncFlush, SyncFlush:
 	default:
 		return bad("flushDiskType", "%q is not ASYNC_FLUSH or SYNC_FLUSH", c.FlushDiskType)
+	}
+	switch c.RaftLogStore {
+	case RaftLogBolt, RaftLogWAL:
+	default:
+		return bad("raftLogStore", "%q is not boltdb or wal", c.RaftLogStore)
 	}
 	if c.SendMessageThreadPoolNums < 1 {
 		return bad("sendMessageThreadPoolNums", "%d is below 1", c.SendMessageThreadPoolNums)

@@ -2,6 +2,8 @@ package node
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -96,6 +98,7 @@ func TestValidate_RulesNameKey(t *testing.T) {
 		{"brokerId", func(c *Config) { c.BrokerID = 2 }},
 		{"brokerRole", func(c *Config) { c.BrokerRole = "MASTER" }},
 		{"flushDiskType", func(c *Config) { c.FlushDiskType = "SOMETIMES" }},
+		{"raftLogStore", func(c *Config) { c.RaftLogStore = "leveldb" }},
 		{"namesrvAddr", func(c *Config) { c.NamesrvAddr = []string{"namesrv:9876"} }},
 		{"diskMaxUsedSpaceRatio", func(c *Config) { c.DiskMaxUsedSpaceRatio = 99 }},
 		{"maxMessageSize", func(c *Config) { c.MappedFileSizeCommitLog = 1 << 20; c.MaxMessageSize = 1 << 20 }},
@@ -117,6 +120,37 @@ func TestValidate_RulesNameKey(t *testing.T) {
 	c := base()
 	if err := c.Validate(); err != nil {
 		t.Fatalf("defaults do not validate: %v", err)
+	}
+}
+
+func TestRaftLogStoreKey(t *testing.T) {
+	c, _, err := ParseConfig("brokerName=b\nraftLogStore = WAL \n", LoadOptions{Getenv: noEnv})
+	if err != nil || c.RaftLogStore != RaftLogWAL {
+		t.Fatalf("Parse: %v, store %q", err, c.RaftLogStore)
+	}
+	// A node whose Raft log is in one store refuses to start with the other.
+	dir := t.TempDir()
+	if err := checkRaftLogStoreKind(dir, RaftLogWAL); err != nil {
+		t.Fatalf("empty raft dir: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "raft.db"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkRaftLogStoreKind(dir, RaftLogWAL); err == nil || !strings.Contains(err.Error(), "raftLogStore=wal") {
+		t.Fatalf("wal over a bolt log: %v", err)
+	}
+	dir = t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "wal"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkRaftLogStoreKind(dir, RaftLogBolt); err != nil {
+		t.Fatalf("empty wal dir: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "wal", "00000000000000000001.wal"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkRaftLogStoreKind(dir, RaftLogBolt); err == nil || !strings.Contains(err.Error(), "raftLogStore=boltdb") {
+		t.Fatalf("bolt over a wal log: %v", err)
 	}
 }
 

@@ -117,8 +117,8 @@ type Node struct {
 
 	store     *commitlog.Log
 	fsm       *fsm.FSM
-	bolt      *raftboltdb.BoltStore
-	stable    *raftboltdb.BoltStore // ASYNC_FLUSH only: term and vote, always fsynced
+	raftLog   raftLogStore          // bolt or WAL, behind the LogCache
+	stable    *raftboltdb.BoltStore // term and vote, always fsynced (nil when the bolt log file holds them)
 	snaps     raft.SnapshotStore
 	trans     raft.Transport
 	raft      *raft.Raft
@@ -235,8 +235,8 @@ func New(cfg Config, opts Options) (*Node, error) {
 	n.goFunc(n.offsets.run)
 	n.startFlows() // delayed delivery, transaction checks, TBW102 (delay.go)
 	n.goFunc(n.registerLoop)
-	if n.cfg.FlushDiskType == AsyncFlush && n.bolt != nil {
-		n.goFunc(n.boltSyncLoop)
+	if n.cfg.FlushDiskType == AsyncFlush && n.raftLog != nil {
+		n.goFunc(n.raftLogSyncLoop)
 	}
 	if !n.cfg.EnableDLegerCommitLog && n.cfg.BrokerID > 0 {
 		n.goFunc(n.joinLoop)
@@ -449,11 +449,11 @@ func (n *Node) shutdown(graceful bool) error {
 	if n.client != nil {
 		n.client.Close()
 	}
-	if n.bolt != nil {
+	if n.raftLog != nil {
 		if n.cfg.FlushDiskType == AsyncFlush {
-			_ = n.bolt.Sync()
+			_ = n.raftLog.Sync()
 		}
-		if err := n.bolt.Close(); err != nil {
+		if err := n.raftLog.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close raft log: %w", err))
 		}
 	}

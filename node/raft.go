@@ -3,37 +3,68 @@ package node
 import (
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/raftmq/raftmq/internal/raftlog"
 )
+
+// raftLogStore is the Raft log store behind the LogCache: raft-boltdb (the default) or
+// raftmq's segment-file WAL (raftLogStore=wal).
+type raftLogStore interface {
+	raft.LogStore
+	Sync() error
+	Close() error
+}
 
 // startRaft builds the Raft stores and transport and starts Raft, bootstrapping the group
 // when this node is one that bootstraps (DLedger peers, a classic master) and has no state.
 //
-// Durability of the Raft log (raft-boltdb):
+// Durability of the Raft log (raft-boltdb, or the WAL with raftLogStore=wal):
 //   - SYNC_FLUSH: NoSync=false, every StoreLogs is fsynced before raft acknowledges it, so an
 //     acknowledged message is on the disks of a quorum.
-//   - ASYNC_FLUSH: NoSync=true and boltSyncLoop fsyncs every flushIntervalCommitLog; an
+//   - ASYNC_FLUSH: NoSync=true and raftLogSyncLoop fsyncs every flushIntervalCommitLog; an
 //     acknowledged message is in the memory (page cache) of a quorum and reaches their disks
 //     within the interval. Term and vote live in a separate, always-synced file.
 func (n *Node) startRaft() error {
 	c := n.cfg
-	bolt, err := raftboltdb.New(raftboltdb.Options{
-		Path:   filepath.Join(c.RaftDir, "raft.db"),
-		NoSync: c.FlushDiskType == AsyncFlush,
-	})
-	if err != nil {
-		return fmt.Errorf("node: open raft log %s: %w", c.RaftDir, err)
+	noSync := c.FlushDiskType == AsyncFlush
+	if err := checkRaftLogStoreKind(c.RaftDir, c.RaftLogStore); err != nil {
+		return err
 	}
-	n.bolt = bolt
+	var store raftLogStore
+	switch c.RaftLogStore {
+	case RaftLogWAL:
+		w, err := raftlog.Open(filepath.Join(c.RaftDir, "wal"), raftlog.Options{
+			NoSync: noSync,
+			Logger: n.log.With("component", "raftlog"),
+		})
+		if err != nil {
+			return fmt.Errorf("node: open raft log %s: %w", filepath.Join(c.RaftDir, "wal"), err)
+		}
+		store = w
+	default:
+		bolt, err := raftboltdb.New(raftboltdb.Options{
+			Path:   filepath.Join(c.RaftDir, "raft.db"),
+			NoSync: noSync,
+		})
+		if err != nil {
+			return fmt.Errorf("node: open raft log %s: %w", c.RaftDir, err)
+		}
+		store = bolt
+	}
+	n.raftLog = store
 	// Term and vote are always fsynced, whatever flushDiskType says: a node that forgot its
-	// vote after a crash could vote twice in one term (two leaders). With SYNC_FLUSH the log
-	// file already syncs, so it holds them too; with ASYNC_FLUSH they get their own file.
-	var stable raft.StableStore = bolt
-	if c.FlushDiskType == AsyncFlush {
+	// vote after a crash could vote twice in one term (two leaders). With SYNC_FLUSH the bolt
+	// log file already syncs, so it holds them too; otherwise they get their own bolt file.
+	var stable raft.StableStore
+	if bolt, ok := store.(*raftboltdb.BoltStore); ok && !noSync {
+		stable = bolt
+	} else {
 		st, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(c.RaftDir, "raft-stable.db")})
 		if err != nil {
 			return fmt.Errorf("node: open raft stable store %s: %w", c.RaftDir, err)
@@ -41,7 +72,7 @@ func (n *Node) startRaft() error {
 		n.stable = st
 		stable = st
 	}
-	logs, err := raft.NewLogCache(n.opts.LogCacheSize, bolt)
+	logs, err := raft.NewLogCache(n.opts.LogCacheSize, store)
 	if err != nil {
 		return fmt.Errorf("node: raft log cache: %w", err)
 	}
@@ -143,8 +174,29 @@ func (n *Node) bootstrapConfiguration() (raft.Configuration, bool) {
 	return raft.Configuration{}, false
 }
 
-// boltSyncLoop fsyncs the Raft log every flushIntervalCommitLog under ASYNC_FLUSH.
-func (n *Node) boltSyncLoop() {
+// checkRaftLogStoreKind refuses to start with one raftLogStore when the node's Raft log is in
+// the other: the node would come up with an empty log, forgetting entries it acknowledged.
+func checkRaftLogStoreKind(dir string, kind RaftLogStoreKind) error {
+	other := filepath.Join(dir, "wal")
+	if kind == RaftLogWAL {
+		other = filepath.Join(dir, "raft.db")
+	}
+	st, err := os.Stat(other)
+	if err != nil {
+		return nil // nothing of the other store (or unreadable: opening ours will say)
+	}
+	if st.IsDir() {
+		if ents, err := os.ReadDir(other); err != nil || len(ents) == 0 {
+			return nil
+		}
+	}
+	return fmt.Errorf("node: raftLogStore=%s but %s holds this node's Raft log from the other store; "+
+		"switching would forget acknowledged entries: set raftLogStore back, or empty %s so the node rejoins from a snapshot",
+		kind, other, dir)
+}
+
+// raftLogSyncLoop fsyncs the Raft log every flushIntervalCommitLog under ASYNC_FLUSH.
+func (n *Node) raftLogSyncLoop() {
 	t := time.NewTicker(n.cfg.FlushIntervalCommitLog)
 	defer t.Stop()
 	for {
@@ -152,7 +204,7 @@ func (n *Node) boltSyncLoop() {
 		case <-n.shutdownCh:
 			return
 		case <-t.C:
-			if err := n.bolt.Sync(); err != nil {
+			if err := n.raftLog.Sync(); err != nil {
 				n.log.Warn("raft log background fsync failed", "err", err)
 			}
 		}

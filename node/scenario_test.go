@@ -14,6 +14,15 @@ import (
 	"github.com/raftmq/raftmq/transport"
 )
 
+// forEachLogStore runs a scenario once per Raft log store (raftLogStore=boltdb and wal).
+func forEachLogStore(t *testing.T, f func(t *testing.T, store testcluster.Option)) {
+	for _, kind := range []node.RaftLogStoreKind{node.RaftLogBolt, node.RaftLogWAL} {
+		t.Run(string(kind), func(t *testing.T) {
+			f(t, testcluster.WithConfig(func(_ int, c *node.Config) { c.RaftLogStore = kind }))
+		})
+	}
+}
+
 // readAll pulls every queue of the cluster's topic from addr and returns body -> count.
 func readAll(t testing.TB, c *testcluster.Cluster, addr string) (map[string]int, int) {
 	t.Helper()
@@ -32,10 +41,14 @@ func readAll(t testing.TB, c *testcluster.Cluster, addr string) (map[string]int,
 }
 
 func TestCluster_LeaderKilledDuringSend_NoLoss(t *testing.T) {
+	forEachLogStore(t, testClusterLeaderKilledDuringSend_NoLoss)
+}
+
+func testClusterLeaderKilledDuringSend_NoLoss(t *testing.T, store testcluster.Option) {
 	if testing.Short() {
 		t.Skip("cluster failover scenario")
 	}
-	c := testcluster.New(t, 3, testcluster.Quiet())
+	c := testcluster.New(t, 3, testcluster.Quiet(), store)
 	leader := c.Leader(t)
 	li := c.Index(leader)
 	var (
@@ -116,10 +129,14 @@ func TestCluster_LeaderKilledDuringSend_NoLoss(t *testing.T) {
 }
 
 func TestCluster_PartitionedLeaderStepsDown(t *testing.T) {
+	forEachLogStore(t, testClusterPartitionedLeaderStepsDown)
+}
+
+func testClusterPartitionedLeaderStepsDown(t *testing.T, store testcluster.Option) {
 	if testing.Short() {
 		t.Skip("cluster partition scenario")
 	}
-	c := testcluster.New(t, 3, testcluster.Quiet())
+	c := testcluster.New(t, 3, testcluster.Quiet(), store)
 	old := c.Leader(t)
 	oi := c.Index(old)
 	for i := range 8 {
@@ -187,10 +204,14 @@ func TestCluster_PartitionedLeaderStepsDown(t *testing.T) {
 }
 
 func TestCluster_FollowerCatchesUpThroughSnapshot(t *testing.T) {
+	forEachLogStore(t, testClusterFollowerCatchesUpThroughSnapshot)
+}
+
+func testClusterFollowerCatchesUpThroughSnapshot(t *testing.T, store testcluster.Option) {
 	if testing.Short() {
 		t.Skip("cluster snapshot scenario")
 	}
-	c := testcluster.New(t, 3, testcluster.Quiet(), testcluster.WithConfig(func(i int, cfg *node.Config) {
+	c := testcluster.New(t, 3, testcluster.Quiet(), store, testcluster.WithConfig(func(i int, cfg *node.Config) {
 		cfg.RaftSnapshotThreshold = 32
 		cfg.RaftTrailingLogs = 16
 		cfg.RaftSnapshotInterval = 100 * time.Millisecond
@@ -233,10 +254,14 @@ func TestCluster_FollowerCatchesUpThroughSnapshot(t *testing.T) {
 }
 
 func TestCluster_FullRestartReplaysNothingTwice(t *testing.T) {
+	forEachLogStore(t, testClusterFullRestartReplaysNothingTwice)
+}
+
+func testClusterFullRestartReplaysNothingTwice(t *testing.T, store testcluster.Option) {
 	if testing.Short() {
 		t.Skip("cluster restart scenario")
 	}
-	c := testcluster.New(t, 3, testcluster.Quiet())
+	c := testcluster.New(t, 3, testcluster.Quiet(), store)
 	for i := range 40 {
 		sendRetry(t, c, i%4, bodyOf(i))
 	}

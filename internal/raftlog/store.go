@@ -252,8 +252,9 @@ func (s *Store) StoreLog(l *raft.Log) error {
 
 // StoreLogs appends entries with one write to the active segment followed, unless
 // NoSync, by one fdatasync. The first entry must follow the last stored index (any index
-// when the log is empty) and the others must follow each other, else the error wraps
-// ErrNonContiguous and nothing is written.
+// when the log is empty; an index past the end restarts the log there, see below) and the
+// others must follow each other, else the error wraps ErrNonContiguous and nothing is
+// written.
 func (s *Store) StoreLogs(logs []*raft.Log) error {
 	if len(logs) == 0 {
 		return nil
@@ -266,14 +267,21 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 
 	// Validate and size the batch before touching anything.
 	next := s.last + 1
-	if s.last == 0 {
-		if logs[0] == nil {
-			return fmt.Errorf("raftlog: entry 0 of the batch is nil")
-		}
+	if logs[0] == nil {
+		return fmt.Errorf("raftlog: entry 0 of the batch is nil")
+	}
+	if logs[0].Index == 0 {
+		return fmt.Errorf("%w: index 0 is not a valid Raft index", ErrNonContiguous)
+	}
+	// A batch starting past the end is Raft saying the log restarts there: it appends
+	// beyond its last entry only when a snapshot covers the gap. That happens when a node
+	// crashed after saving an installed snapshot but before removeOldLogs deleted the old
+	// log (raft does not retry that at start). Everything stored is then at or below the
+	// snapshot, so it goes, as removeOldLogs would have done; refusing the append would
+	// leave the follower failing every AppendEntries forever.
+	restart := s.last != 0 && logs[0].Index > s.last+1
+	if s.last == 0 || restart {
 		next = logs[0].Index
-		if next == 0 {
-			return fmt.Errorf("%w: index 0 is not a valid Raft index", ErrNonContiguous)
-		}
 	}
 	total := 0
 	for i, l := range logs {
@@ -289,6 +297,14 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 			return err
 		}
 		total += n
+	}
+
+	if restart {
+		s.log.Warn("raftlog: append past the end of the log; discarding the log below it, which a snapshot covers",
+			"dir", s.dir, "last_index", s.last, "append_index", logs[0].Index)
+		if err := s.deleteAll(); err != nil {
+			return err
+		}
 	}
 
 	// Encode.
