@@ -13,6 +13,7 @@ import (
 	"github.com/raftmq/raftmq/message"
 	"github.com/raftmq/raftmq/namesrv"
 	"github.com/raftmq/raftmq/transport"
+	rmqbody "github.com/raftmq/raftmq/transport/body"
 )
 
 // Admin manages topics and groups and inspects the cluster. Safe for concurrent use.
@@ -89,9 +90,7 @@ func (a *Admin) ListTopics(ctx context.Context) ([]string, error) {
 		if resp.ResponseCode() != transport.Success {
 			return replyError("GET_ALL_TOPIC_LIST_FROM_NAMESERVER", addr, resp)
 		}
-		var body struct {
-			TopicList []string `json:"topicList"`
-		}
+		var body namesrv.TopicList
 		if err := json.Unmarshal(resp.Body, &body); err != nil {
 			return fmt.Errorf("client: topic list from %s: %w", addr, err)
 		}
@@ -264,9 +263,7 @@ func (a *Admin) ConsumerConnections(ctx context.Context, group, topic string) ([
 			lastErr = replyError("GET_CONSUMER_LIST_BY_GROUP", addr, resp)
 			continue
 		}
-		var body struct {
-			ConsumerIDList []string `json:"consumerIdList"`
-		}
+		var body rmqbody.ConsumerList
 		if err := json.Unmarshal(resp.Body, &body); err != nil {
 			return nil, fmt.Errorf("client: consumer list from %s: %w", addr, err)
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/raftmq/raftmq/namesrv"
 	"github.com/raftmq/raftmq/transport"
+	rmqbody "github.com/raftmq/raftmq/transport/body"
 )
 
 // core is the machinery every producer, consumer and admin client owns one of: the
@@ -32,7 +33,7 @@ type core struct {
 	nsNext atomic.Int64           // index of the name server to try first
 
 	// heartbeat returns the HEART_BEAT body and the addresses to send it to; nil = none.
-	heartbeat func() (*heartbeatData, []string)
+	heartbeat func() (*rmqbody.HeartbeatData, []string)
 
 	failed    map[string]time.Time // address → last connection failure (guarded by mu)
 	hbNow     chan struct{}        // a heartbeat is due now (a new broker address appeared)
@@ -470,35 +471,6 @@ func (c *core) masterFor(ctx context.Context, topic, brokerName string) (string,
 }
 
 // ---- heartbeats ----
-
-type heartbeatData struct {
-	ClientID        string         `json:"clientID"`
-	ProducerDataSet []producerData `json:"producerDataSet"`
-	ConsumerDataSet []consumerData `json:"consumerDataSet"`
-}
-
-type producerData struct {
-	GroupName string `json:"groupName"`
-}
-
-type consumerData struct {
-	GroupName           string             `json:"groupName"`
-	ConsumeType         string             `json:"consumeType"`
-	MessageModel        string             `json:"messageModel"`
-	ConsumeFromWhere    string             `json:"consumeFromWhere"`
-	SubscriptionDataSet []subscriptionData `json:"subscriptionDataSet"`
-	UnitMode            bool               `json:"unitMode"`
-}
-
-type subscriptionData struct {
-	ClassFilterMode bool     `json:"classFilterMode"`
-	Topic           string   `json:"topic"`
-	SubString       string   `json:"subString"`
-	TagsSet         []string `json:"tagsSet"`
-	CodeSet         []string `json:"codeSet"`
-	SubVersion      int64    `json:"subVersion"`
-	ExpressionType  string   `json:"expressionType"`
-}
 
 func (c *core) heartbeatLoop() {
 	// The first heartbeat goes out at once (Start sends one synchronously too).

@@ -11,38 +11,22 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/raftmq/raftmq/message"
+	rmqbody "github.com/raftmq/raftmq/transport/body"
 )
 
-// MessageQueue names one queue of a topic on one broker group.
-type MessageQueue struct {
-	Topic      string `json:"topic"`
-	BrokerName string `json:"brokerName"`
-	QueueID    int    `json:"queueId"`
-}
+// MessageQueue names one queue of a topic on one broker group: Topic, BrokerName, QueueID.
+// It is RocketMQ's MessageQueue as the remoting bodies carry it; its String is
+// "topic@brokerName:queueId".
+type MessageQueue = rmqbody.MessageQueue
 
-func (q MessageQueue) String() string {
-	return q.Topic + "@" + q.BrokerName + ":" + strconv.Itoa(q.QueueID)
-}
-
-func sortQueues(qs []MessageQueue) {
-	sort.Slice(qs, func(i, j int) bool {
-		a, b := qs[i], qs[j]
-		if a.Topic != b.Topic {
-			return a.Topic < b.Topic
-		}
-		if a.BrokerName != b.BrokerName {
-			return a.BrokerName < b.BrokerName
-		}
-		return a.QueueID < b.QueueID
-	})
-}
+func sortQueues(qs []MessageQueue) { slices.SortFunc(qs, MessageQueue.Compare) }
 
 // Message is what a producer sends.
 type Message struct {

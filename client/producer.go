@@ -13,6 +13,7 @@ import (
 
 	"github.com/raftmq/raftmq/message"
 	"github.com/raftmq/raftmq/transport"
+	rmqbody "github.com/raftmq/raftmq/transport/body"
 )
 
 // ProducerConfig configures a Producer. Zero values take the defaults.
@@ -225,17 +226,17 @@ func (p *Producer) Close() error {
 	return nil
 }
 
-func (p *Producer) heartbeatData() (*heartbeatData, []string) {
+func (p *Producer) heartbeatData() (*rmqbody.HeartbeatData, []string) {
 	p.topicsMu.Lock()
 	topics := make([]string, 0, len(p.topics))
 	for t := range p.topics {
 		topics = append(topics, t)
 	}
 	p.topicsMu.Unlock()
-	return &heartbeatData{
+	return &rmqbody.HeartbeatData{
 		ClientID:        p.c.clientID,
-		ProducerDataSet: []producerData{{GroupName: p.cfg.Group}},
-		ConsumerDataSet: []consumerData{},
+		ProducerDataSet: []rmqbody.ProducerData{{GroupName: p.cfg.Group}},
+		ConsumerDataSet: []rmqbody.ConsumerData{},
 	}, p.c.brokerAddrs(topics, true)
 }
 

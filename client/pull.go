@@ -16,6 +16,7 @@ import (
 	"github.com/raftmq/raftmq/internal/fsutil"
 	"github.com/raftmq/raftmq/message"
 	"github.com/raftmq/raftmq/transport"
+	rmqbody "github.com/raftmq/raftmq/transport/body"
 )
 
 // PULL_MESSAGE sysFlag bits (RocketMQ's PullSysFlag).
@@ -60,8 +61,10 @@ func parseSubscription(topic, expr string) (*subscription, error) {
 
 func (s *subscription) match(tag string) bool { return s.tags == nil || s.tags[tag] }
 
-func (s *subscription) data() subscriptionData {
-	d := subscriptionData{Topic: s.Topic, SubString: s.Expr, TagsSet: []string{}, CodeSet: []string{}, SubVersion: s.subVersion, ExpressionType: "TAG"}
+// data is the subscription as a heartbeat declares it (codes as strings, as the Go client).
+func (s *subscription) data() rmqbody.SubscriptionData {
+	d := rmqbody.SubscriptionData{Topic: s.Topic, SubString: s.Expr, TagsSet: []string{}, CodeSet: rmqbody.CodeSet{Codes: []int64{}, Quoted: true},
+		SubVersion: s.subVersion, ExpressionType: "TAG"}
 	tags := make([]string, 0, len(s.tags))
 	for t := range s.tags {
 		tags = append(tags, t)
@@ -69,7 +72,7 @@ func (s *subscription) data() subscriptionData {
 	sort.Strings(tags)
 	for _, t := range tags {
 		d.TagsSet = append(d.TagsSet, t)
-		d.CodeSet = append(d.CodeSet, strconv.FormatInt(message.TagsHashCode(t), 10))
+		d.CodeSet.Codes = append(d.CodeSet.Codes, message.TagsHashCode(t))
 	}
 	return d
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/raftmq/raftmq/transport"
+	rmqbody "github.com/raftmq/raftmq/transport/body"
 )
 
 // PullConsumerConfig configures a PullConsumer. Zero values take the defaults.
@@ -97,21 +98,21 @@ func NewPullConsumer(cfg PullConsumerConfig) (*PullConsumer, error) {
 	return pc, nil
 }
 
-func (pc *PullConsumer) heartbeatData() (*heartbeatData, []string) {
+func (pc *PullConsumer) heartbeatData() (*rmqbody.HeartbeatData, []string) {
 	pc.mu.Lock()
 	subs := map[string]*subscription{}
 	for mq, s := range pc.assigned {
 		subs[mq.Topic] = s
 	}
 	pc.mu.Unlock()
-	cd := consumerData{GroupName: pc.cfg.Group, ConsumeType: "CONSUME_ACTIVELY", MessageModel: "CLUSTERING",
-		ConsumeFromWhere: pc.cfg.ConsumeFrom.String(), SubscriptionDataSet: []subscriptionData{}}
+	cd := rmqbody.ConsumerData{GroupName: pc.cfg.Group, ConsumeType: "CONSUME_ACTIVELY", MessageModel: "CLUSTERING",
+		ConsumeFromWhere: pc.cfg.ConsumeFrom.String(), SubscriptionDataSet: []rmqbody.SubscriptionData{}}
 	topics := make([]string, 0, len(subs))
 	for t, s := range subs {
 		cd.SubscriptionDataSet = append(cd.SubscriptionDataSet, s.data())
 		topics = append(topics, t)
 	}
-	return &heartbeatData{ClientID: pc.c.clientID, ProducerDataSet: []producerData{}, ConsumerDataSet: []consumerData{cd}},
+	return &rmqbody.HeartbeatData{ClientID: pc.c.clientID, ProducerDataSet: []rmqbody.ProducerData{}, ConsumerDataSet: []rmqbody.ConsumerData{cd}},
 		pc.c.brokerAddrs(topics, false)
 }
 

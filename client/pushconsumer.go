@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/raftmq/raftmq/transport"
+	rmqbody "github.com/raftmq/raftmq/transport/body"
 )
 
 // MessageModel is how a group shares messages.
@@ -420,18 +420,18 @@ func (pc *PushConsumer) positioned(topic string) int {
 	return n
 }
 
-func (pc *PushConsumer) heartbeatData() (*heartbeatData, []string) {
+func (pc *PushConsumer) heartbeatData() (*rmqbody.HeartbeatData, []string) {
 	subs := pc.subscriptions()
-	cd := consumerData{
+	cd := rmqbody.ConsumerData{
 		GroupName: pc.cfg.Group, ConsumeType: "CONSUME_PASSIVELY", MessageModel: pc.cfg.Model.String(),
-		ConsumeFromWhere: pc.cfg.ConsumeFrom.String(), SubscriptionDataSet: []subscriptionData{},
+		ConsumeFromWhere: pc.cfg.ConsumeFrom.String(), SubscriptionDataSet: []rmqbody.SubscriptionData{},
 	}
 	topics := make([]string, 0, len(subs))
 	for _, s := range subs {
 		cd.SubscriptionDataSet = append(cd.SubscriptionDataSet, s.data())
 		topics = append(topics, s.Topic)
 	}
-	return &heartbeatData{ClientID: pc.c.clientID, ProducerDataSet: []producerData{}, ConsumerDataSet: []consumerData{cd}},
+	return &rmqbody.HeartbeatData{ClientID: pc.c.clientID, ProducerDataSet: []rmqbody.ProducerData{}, ConsumerDataSet: []rmqbody.ConsumerData{cd}},
 		pc.c.brokerAddrs(topics, false)
 }
 
@@ -444,31 +444,12 @@ func (pc *PushConsumer) serve(ctx context.Context, _ *transport.Conn, req *trans
 		}
 	case transport.ResetConsumerClientOffset:
 		if req.Ext("group") == pc.cfg.Group && pc.started.Load() {
-			pc.resetOffsets(ctx, parseOffsetTable(req.Body))
+			var reset rmqbody.ResetOffsetBody
+			reset.Decode(req.Body)
+			pc.resetOffsets(ctx, reset.OffsetTable)
 		}
 	}
 	return nil
-}
-
-// offsetTableEntry matches one {"brokerName":..,"queueId":..,"topic":..} object followed by
-// its offset, in fastjson's map form ({mq}:5) and gson's array form ([{mq},5]).
-var offsetTableEntry = regexp.MustCompile(`(\{[^{}]*\})\s*[:,]\s*(-?\d+)`)
-
-// parseOffsetTable reads RESET_CONSUMER_CLIENT_OFFSET's body: {"offsetTable":{{mq}:off,...}}.
-func parseOffsetTable(body []byte) map[MessageQueue]int64 {
-	out := map[MessageQueue]int64{}
-	for _, m := range offsetTableEntry.FindAllSubmatch(body, -1) {
-		var mq MessageQueue
-		if json.Unmarshal(m[1], &mq) != nil || mq.Topic == "" {
-			continue
-		}
-		off, err := strconv.ParseInt(string(m[2]), 10, 64)
-		if err != nil {
-			continue
-		}
-		out[mq] = off
-	}
-	return out
 }
 
 // resetOffsets applies an admin offset reset relayed by the broker: the queues held are
@@ -559,9 +540,7 @@ func (pc *PushConsumer) consumerIDs(ctx context.Context, topic string) ([]string
 			lastErr = replyError("GET_CONSUMER_LIST_BY_GROUP", addr, resp)
 			continue
 		}
-		var body struct {
-			ConsumerIDList []string `json:"consumerIdList"`
-		}
+		var body rmqbody.ConsumerList
 		if err := json.Unmarshal(resp.Body, &body); err != nil {
 			lastErr = fmt.Errorf("client: consumer list of %s at %s: %w", pc.cfg.Group, addr, err)
 			continue
@@ -1049,12 +1028,6 @@ func (pc *PushConsumer) callOrderly(ctx context.Context, msgs []*MessageExt) (re
 	return pc.cfg.OrderlyListener(ctx, msgs)
 }
 
-type lockBody struct {
-	ConsumerGroup string         `json:"consumerGroup"`
-	ClientID      string         `json:"clientId"`
-	MQSet         []MessageQueue `json:"mqSet"`
-}
-
 // lock asks the master for the locks of mqs (all of one broker group); true when every
 // one was granted. Granted queues are marked locked.
 func (pc *PushConsumer) lock(ctx context.Context, mqs []MessageQueue) bool {
@@ -1065,7 +1038,7 @@ func (pc *PushConsumer) lock(ctx context.Context, mqs []MessageQueue) bool {
 	if addr == "" {
 		return false
 	}
-	body, _ := json.Marshal(lockBody{ConsumerGroup: pc.cfg.Group, ClientID: pc.c.clientID, MQSet: mqs})
+	body, _ := json.Marshal(rmqbody.LockBatchRequest{ConsumerGroup: pc.cfg.Group, ClientID: pc.c.clientID, MQSet: mqs})
 	resp, err := pc.c.invoke(ctx, addr, transport.NewRequest(transport.LockBatchMQ, nil, body), 0)
 	if err != nil || resp.ResponseCode() != transport.Success {
 		if err == nil {
@@ -1074,9 +1047,7 @@ func (pc *PushConsumer) lock(ctx context.Context, mqs []MessageQueue) bool {
 		pc.c.log.Debug("lock failed", "queues", len(mqs), "err", err)
 		return false
 	}
-	var ok struct {
-		LockOKMQSet []MessageQueue `json:"lockOKMQSet"`
-	}
+	var ok rmqbody.LockBatchResponse
 	if err := json.Unmarshal(resp.Body, &ok); err != nil {
 		return false
 	}
@@ -1104,7 +1075,7 @@ func (pc *PushConsumer) unlock(ctx context.Context, mqs []MessageQueue) {
 		if addr == "" {
 			continue
 		}
-		body, _ := json.Marshal(lockBody{ConsumerGroup: pc.cfg.Group, ClientID: pc.c.clientID, MQSet: qs})
+		body, _ := json.Marshal(rmqbody.LockBatchRequest{ConsumerGroup: pc.cfg.Group, ClientID: pc.c.clientID, MQSet: qs})
 		if _, err := pc.c.tc.Invoke(ctx, addr, transport.NewRequest(transport.UnlockBatchMQ, nil, body)); err != nil {
 			pc.c.log.Debug("unlock failed", "broker", b, "err", err)
 		}

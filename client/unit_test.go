@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
@@ -86,9 +87,24 @@ func TestParseSubscription(t *testing.T) {
 			t.Fatalf("%q matches Other", c.expr)
 		}
 		d := s.data()
-		if len(d.TagsSet) != len(c.tags) || len(d.CodeSet) != len(c.tags) {
+		if len(d.TagsSet) != len(c.tags) || len(d.CodeSet.Codes) != len(c.tags) {
 			t.Fatalf("%q: heartbeat data %+v", c.expr, d)
 		}
+	}
+}
+
+// A heartbeat declares a subscription as rocketmq-client-go does: tags sorted, their codes as
+// strings (transport/body pins the whole heartbeat).
+func TestSubscriptionDataJSON(t *testing.T) {
+	s, err := parseSubscription("T", "B || A")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.subVersion = 1700000000000
+	got, _ := json.Marshal(s.data())
+	const want = `{"classFilterMode":false,"topic":"T","subString":"B || A","tagsSet":["A","B"],"codeSet":["65","66"],"subVersion":1700000000000,"expressionType":"TAG"}`
+	if string(got) != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
 	}
 }
 
@@ -222,17 +238,3 @@ func FuzzDecodeMessages(f *testing.F) {
 }
 
 type ctxT = context.Context
-
-func TestParseOffsetTable(t *testing.T) {
-	fast := []byte(`{"offsetTable":{{"brokerName":"b1","queueId":0,"topic":"T1"}:5,{"brokerName":"b1","queueId":1,"topic":"T1"}:17}}`)
-	gson := []byte(`{"offsetTable":[[{"brokerName":"b1","queueId":0,"topic":"T1"},5],[{"brokerName":"b1","queueId":1,"topic":"T1"},17]]}`)
-	want := map[MessageQueue]int64{{Topic: "T1", BrokerName: "b1", QueueID: 0}: 5, {Topic: "T1", BrokerName: "b1", QueueID: 1}: 17}
-	for _, b := range [][]byte{fast, gson} {
-		if got := parseOffsetTable(b); !reflect.DeepEqual(got, want) {
-			t.Fatalf("%s: %v", b, got)
-		}
-	}
-	if got := parseOffsetTable([]byte("garbage {")); len(got) != 0 {
-		t.Fatalf("garbage parsed as %v", got)
-	}
-}
