@@ -23,13 +23,11 @@ package node
 //     starts empty and clients re-lock within their 20 s period.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,6 +36,7 @@ import (
 	"github.com/raftmq/raftmq/fsm"
 	"github.com/raftmq/raftmq/message"
 	"github.com/raftmq/raftmq/transport"
+	"github.com/raftmq/raftmq/transport/body"
 )
 
 // Defaults of the consumer-side Options.
@@ -85,65 +84,19 @@ type consumerGroupInfo struct {
 	lastUpdate       time.Time
 }
 
-// heartbeatData is the body of HEART_BEAT (protocol §3.2).
-type heartbeatData struct {
-	ClientID        string         `json:"clientID"`
-	ProducerDataSet []producerData `json:"producerDataSet"`
-	ConsumerDataSet []consumerData `json:"consumerDataSet"`
-}
-
-type producerData struct {
-	GroupName string `json:"groupName"`
-}
-
-type consumerData struct {
-	GroupName           string             `json:"groupName"`
-	ConsumeType         string             `json:"consumeType"`
-	MessageModel        string             `json:"messageModel"`
-	ConsumeFromWhere    string             `json:"consumeFromWhere"`
-	SubscriptionDataSet []subscriptionData `json:"subscriptionDataSet"`
-	UnitMode            bool               `json:"unitMode"`
-}
-
-type subscriptionData struct {
-	ClassFilterMode bool      `json:"classFilterMode"`
-	Topic           string    `json:"topic"`
-	SubString       string    `json:"subString"`
-	TagsSet         []string  `json:"tagsSet"`
-	CodeSet         []flexInt `json:"codeSet"`
-	SubVersion      int64     `json:"subVersion"`
-	ExpressionType  string    `json:"expressionType"`
-}
-
-// flexInt is an int64 written as a JSON number (Java) or string (Go's codeSet).
-type flexInt int64
-
-func (f *flexInt) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	if len(b) > 1 && b[0] == '"' {
-		s, err := strconv.Unquote(string(b))
-		if err != nil {
-			return err
-		}
-		b = []byte(strings.TrimSpace(s))
-	}
-	v, err := strconv.ParseInt(string(b), 10, 64)
-	if err != nil {
-		return fmt.Errorf("code %s is not an integer", b)
-	}
-	*f = flexInt(v)
-	return nil
-}
+// subscriptionData is one topic's subscription as a consumer's heartbeat (body.HeartbeatData,
+// protocol §3.2) declared it, with the broker's reading of it.
+type subscriptionData body.SubscriptionData
 
 // filter returns the consume-queue filter of the subscription (nil: everything).
 func (s subscriptionData) filter() func(int64) bool {
 	if s.SubString == "" || strings.TrimSpace(s.SubString) == "*" {
 		return nil
 	}
-	if len(s.CodeSet) > 0 {
-		set := make(map[int64]struct{}, len(s.CodeSet))
-		for _, c := range s.CodeSet {
-			set[int64(c)] = struct{}{}
+	if codes := s.CodeSet.Codes; len(codes) > 0 {
+		set := make(map[int64]struct{}, len(codes))
+		for _, c := range codes {
+			set[c] = struct{}{}
 		}
 		return func(code int64) bool { _, ok := set[code]; return ok }
 	}
@@ -200,7 +153,7 @@ func (n *Node) handleHeartbeat(ctx context.Context, conn *transport.Conn, req *t
 	if err := n.serving(); err != nil {
 		return errorResponse(err)
 	}
-	var hb heartbeatData
+	var hb body.HeartbeatData
 	if err := json.Unmarshal(req.Body, &hb); err != nil {
 		return errorResponse(fmt.Errorf("%w: heartbeat body: %v", ErrBadRequest, err))
 	}
@@ -246,7 +199,7 @@ func newChannel(conn *transport.Conn, req *transport.Command, clientID string, n
 
 // registerConsumer records a consumer heartbeat; it reports whether the group's channel set
 // or its subscribed topics changed.
-func (cs *consumerSide) registerConsumer(conn *transport.Conn, req *transport.Command, clientID string, c consumerData, now time.Time) bool {
+func (cs *consumerSide) registerConsumer(conn *transport.Conn, req *transport.Command, clientID string, c body.ConsumerData, now time.Time) bool {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	g := cs.cons[c.GroupName]
@@ -257,7 +210,7 @@ func (cs *consumerSide) registerConsumer(conn *transport.Conn, req *transport.Co
 	g.consumeType, g.messageModel, g.consumeFromWhere, g.lastUpdate = c.ConsumeType, c.MessageModel, c.ConsumeFromWhere, now
 	subs := make(map[string]subscriptionData, len(c.SubscriptionDataSet))
 	for _, s := range c.SubscriptionDataSet {
-		subs[s.Topic] = s
+		subs[s.Topic] = subscriptionData(s)
 	}
 	// As RocketMQ: a group whose subscribed topics change is told to rebalance too.
 	topicsChanged := len(subs) != len(g.subs)
@@ -573,11 +526,8 @@ func (n *Node) handleConsumerList(ctx context.Context, conn *transport.Conn, req
 	if len(ids) == 0 {
 		return transport.NewResponse(transport.SystemError, "no consumer for this group, "+group)
 	}
-	body, _ := json.Marshal(struct {
-		ConsumerIDList []string `json:"consumerIdList"`
-	}{ids})
 	resp := transport.NewResponse(transport.Success, "")
-	resp.Body = body
+	resp.Body, _ = json.Marshal(body.ConsumerList{ConsumerIDList: ids})
 	return resp
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/raftmq/raftmq/commitlog"
 	"github.com/raftmq/raftmq/message"
 	"github.com/raftmq/raftmq/transport"
+	"github.com/raftmq/raftmq/transport/body"
 )
 
 func (n *Node) routesConsumerAdmin() {
@@ -21,12 +22,9 @@ func (n *Node) routesConsumerAdmin() {
 	n.mux.HandleFunc(transport.InvokeBrokerToResetOffset, n.handleResetOffset)
 }
 
-// mqKeyJSON writes a MessageQueue as fastjson writes a map key: a compact object with the
-// fields in alphabetical order (protocol §3.5).
-func mqKeyJSON(sb *strings.Builder, brokerName, topic string, q int32) {
-	bn, _ := json.Marshal(brokerName)
-	tp, _ := json.Marshal(topic)
-	fmt.Fprintf(sb, `{"brokerName":%s,"queueId":%d,"topic":%s}`, bn, q, tp)
+// queue names queue q of topic on this broker group.
+func (n *Node) queue(topic string, q int32) body.MessageQueue {
+	return body.MessageQueue{Topic: topic, BrokerName: n.cfg.BrokerName, QueueID: int(q)}
 }
 
 // GroupQueueStat is one queue's line of a group's consume stats.
@@ -98,7 +96,7 @@ func (n *Node) lastConsumedTime(topic string, q int32, off int64) int64 {
 }
 
 // handleConsumeStats serves GET_CONSUME_STATS (ext consumerGroup, topic optional): Java's
-// ConsumeStats body, offsetTable keyed by MessageQueue objects.
+// ConsumeStats body (body.ConsumeStats), offsetTable keyed by MessageQueue objects.
 func (n *Node) handleConsumeStats(ctx context.Context, conn *transport.Conn, req *transport.Command) *transport.Command {
 	if err := n.serving(); err != nil {
 		return errorResponse(err)
@@ -113,47 +111,25 @@ func (n *Node) handleConsumeStats(ctx context.Context, conn *transport.Conn, req
 			return transport.NewResponse(transport.TopicNotExist, fmt.Sprintf("topic[%s] not exist", topic))
 		}
 	}
-	var sb strings.Builder
-	sb.WriteString(`{"consumeTps":0.0,"offsetTable":{`)
-	for i, st := range n.ConsumeStats(group, topic) {
-		if i > 0 {
-			sb.WriteByte(',')
-		}
-		mqKeyJSON(&sb, n.cfg.BrokerName, st.Topic, st.QueueID)
-		fmt.Fprintf(&sb, `:{"brokerOffset":%d,"consumerOffset":%d,"lastTimestamp":%d}`, st.BrokerOffset, st.ConsumerOffset, st.LastTimestamp)
+	stats := body.ConsumeStats{OffsetTable: map[body.MessageQueue]body.OffsetWrapper{}}
+	for _, st := range n.ConsumeStats(group, topic) {
+		stats.OffsetTable[n.queue(st.Topic, st.QueueID)] = body.OffsetWrapper{
+			BrokerOffset: st.BrokerOffset, ConsumerOffset: st.ConsumerOffset, LastTimestamp: st.LastTimestamp}
 	}
-	sb.WriteString(`}}`)
 	resp := transport.NewResponse(transport.Success, "")
-	resp.Body = []byte(sb.String())
+	resp.Body = stats.Encode()
 	return resp
 }
 
-type connectionJSON struct {
-	ClientID   string `json:"clientId"`
-	ClientAddr string `json:"clientAddr"`
-	Language   string `json:"language"`
-	Version    int16  `json:"version"`
-}
-
-type subscriptionJSON struct {
-	ClassFilterMode bool     `json:"classFilterMode"`
-	Topic           string   `json:"topic"`
-	SubString       string   `json:"subString"`
-	TagsSet         []string `json:"tagsSet"`
-	CodeSet         []int64  `json:"codeSet"`
-	SubVersion      int64    `json:"subVersion"`
-	ExpressionType  string   `json:"expressionType"`
-}
-
-func connJSON(ch *channelInfo) connectionJSON {
+func connJSON(ch *channelInfo) body.Connection {
 	addr := ""
 	if ch.conn != nil && ch.conn.RemoteAddr() != nil {
 		addr = ch.conn.RemoteAddr().String()
 	}
-	return connectionJSON{ClientID: ch.clientID, ClientAddr: addr, Language: strings.ToUpper(ch.language.String()), Version: ch.version}
+	return body.Connection{ClientID: ch.clientID, ClientAddr: addr, Language: strings.ToUpper(ch.language.String()), Version: int(ch.version)}
 }
 
-func sortConns(cs []connectionJSON) {
+func sortConns(cs []body.Connection) {
 	sort.Slice(cs, func(i, j int) bool {
 		if cs[i].ClientID != cs[j].ClientID {
 			return cs[i].ClientID < cs[j].ClientID
@@ -175,32 +151,24 @@ func (n *Node) handleConsumerConnections(ctx context.Context, conn *transport.Co
 		cs.mu.Unlock()
 		return transport.NewResponse(transport.ConsumerNotOnline, fmt.Sprintf("the consumer group[%s] not online", group))
 	}
-	body := struct {
-		ConnectionSet     []connectionJSON            `json:"connectionSet"`
-		SubscriptionTable map[string]subscriptionJSON `json:"subscriptionTable"`
-		ConsumeType       string                      `json:"consumeType"`
-		MessageModel      string                      `json:"messageModel"`
-		ConsumeFromWhere  string                      `json:"consumeFromWhere"`
-	}{SubscriptionTable: map[string]subscriptionJSON{}, ConsumeType: g.consumeType, MessageModel: g.messageModel, ConsumeFromWhere: g.consumeFromWhere}
+	cc := body.ConsumerConnection{SubscriptionTable: map[string]body.SubscriptionData{},
+		ConsumeType: g.consumeType, MessageModel: g.messageModel, ConsumeFromWhere: g.consumeFromWhere}
 	for _, ch := range g.channels {
-		body.ConnectionSet = append(body.ConnectionSet, connJSON(ch))
+		cc.ConnectionSet = append(cc.ConnectionSet, connJSON(ch))
 	}
 	for t, s := range g.subs {
-		sj := subscriptionJSON{ClassFilterMode: s.ClassFilterMode, Topic: s.Topic, SubString: s.SubString,
-			TagsSet: s.TagsSet, SubVersion: s.SubVersion, ExpressionType: s.ExpressionType, CodeSet: []int64{}}
+		// As Java's broker writes it: the codes as numbers (a Go client sent strings), never null.
+		sj := body.SubscriptionData(s)
+		sj.CodeSet = body.CodeSet{Codes: s.CodeSet.Codes}
 		if sj.TagsSet == nil {
 			sj.TagsSet = []string{}
 		}
-		for _, c := range s.CodeSet {
-			sj.CodeSet = append(sj.CodeSet, int64(c))
-		}
-		body.SubscriptionTable[t] = sj
+		cc.SubscriptionTable[t] = sj
 	}
 	cs.mu.Unlock()
-	sortConns(body.ConnectionSet)
-	b, _ := json.Marshal(body)
+	sortConns(cc.ConnectionSet)
 	resp := transport.NewResponse(transport.Success, "")
-	resp.Body = b
+	resp.Body, _ = json.Marshal(cc)
 	return resp
 }
 
@@ -212,7 +180,7 @@ func (n *Node) handleProducerConnections(ctx context.Context, conn *transport.Co
 	}
 	cs := n.consumers
 	cs.mu.Lock()
-	var conns []connectionJSON
+	var conns []body.Connection
 	for _, ch := range cs.prods[group] {
 		conns = append(conns, connJSON(ch))
 	}
@@ -221,11 +189,8 @@ func (n *Node) handleProducerConnections(ctx context.Context, conn *transport.Co
 		return transport.NewResponse(transport.SystemError, fmt.Sprintf("the producer group[%s] not exist", group))
 	}
 	sortConns(conns)
-	b, _ := json.Marshal(struct {
-		ConnectionSet []connectionJSON `json:"connectionSet"`
-	}{conns})
 	resp := transport.NewResponse(transport.Success, "")
-	resp.Body = b
+	resp.Body, _ = json.Marshal(body.ProducerConnection{ConnectionSet: conns})
 	return resp
 }
 
@@ -263,12 +228,12 @@ func (n *Node) ResetOffset(ctx context.Context, group, topic string, timestamp i
 	if err := n.FlushOffsets(ctx); err != nil {
 		return nil, 0, fmt.Errorf("node: reset offsets of %s on %s: %w", group, topic, err)
 	}
-	body := n.offsetTableJSON(topic, table)
+	reset := n.resetOffsetBody(topic, table)
 	told := 0
 	for _, c := range n.consumers.groupConns(group) {
 		req := transport.NewRequest(transport.ResetConsumerClientOffset, map[string]string{
 			"topic": topic, "group": group, "timestamp": strconv.FormatInt(timestamp, 10), "isForce": strconv.FormatBool(force),
-		}, body)
+		}, reset)
 		cctx, cancel := context.WithTimeout(ctx, time.Second)
 		if err := c.InvokeOneway(cctx, req); err == nil {
 			told++
@@ -281,23 +246,14 @@ func (n *Node) ResetOffset(ctx context.Context, group, topic string, timestamp i
 	return table, told, nil
 }
 
-func (n *Node) offsetTableJSON(topic string, table map[int32]int64) []byte {
-	qs := make([]int32, 0, len(table))
-	for q := range table {
-		qs = append(qs, q)
+// resetOffsetBody is the body telling a client (RESET_CONSUMER_CLIENT_OFFSET) or the admin
+// (INVOKE_BROKER_TO_RESET_OFFSET's reply) the new offsets of topic's queues.
+func (n *Node) resetOffsetBody(topic string, table map[int32]int64) []byte {
+	r := body.ResetOffsetBody{OffsetTable: make(map[body.MessageQueue]int64, len(table))}
+	for q, off := range table {
+		r.OffsetTable[n.queue(topic, q)] = off
 	}
-	sort.Slice(qs, func(i, j int) bool { return qs[i] < qs[j] })
-	var sb strings.Builder
-	sb.WriteString(`{"offsetTable":{`)
-	for i, q := range qs {
-		if i > 0 {
-			sb.WriteByte(',')
-		}
-		mqKeyJSON(&sb, n.cfg.BrokerName, topic, q)
-		fmt.Fprintf(&sb, ":%d", table[q])
-	}
-	sb.WriteString("}}")
-	return []byte(sb.String())
+	return r.Encode()
 }
 
 // handleResetOffset serves INVOKE_BROKER_TO_RESET_OFFSET (ext topic, group, timestamp,
@@ -335,6 +291,6 @@ func (n *Node) handleResetOffset(ctx context.Context, conn *transport.Conn, req 
 		return transport.NewResponse(transport.ConsumerNotOnline, fmt.Sprintf("Consumer not online, so can not reset offset, Group: %s Topic: %s Timestamp: %d", group, topic, ts))
 	}
 	resp := transport.NewResponse(transport.Success, "")
-	resp.Body = n.offsetTableJSON(topic, table)
+	resp.Body = n.resetOffsetBody(topic, table)
 	return resp
 }

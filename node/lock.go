@@ -4,26 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/raftmq/raftmq/transport"
+	"github.com/raftmq/raftmq/transport/body"
 )
-
-// messageQueue is RocketMQ's MessageQueue as it appears in JSON bodies.
-type messageQueue struct {
-	BrokerName string `json:"brokerName"`
-	QueueID    int32  `json:"queueId"`
-	Topic      string `json:"topic"`
-}
-
-// lockBatchBody is the body of LOCK_BATCH_MQ and UNLOCK_BATCH_MQ (protocol §3.3).
-type lockBatchBody struct {
-	ConsumerGroup string         `json:"consumerGroup"`
-	ClientID      string         `json:"clientId"`
-	MQSet         []messageQueue `json:"mqSet"`
-}
 
 type lockEntry struct {
 	clientID string
@@ -37,23 +25,23 @@ type lockEntry struct {
 type lockManager struct {
 	expiry time.Duration
 	mu     sync.Mutex
-	groups map[string]map[messageQueue]*lockEntry
+	groups map[string]map[body.MessageQueue]*lockEntry
 }
 
 func newLockManager(expiry time.Duration) *lockManager {
-	return &lockManager{expiry: expiry, groups: map[string]map[messageQueue]*lockEntry{}}
+	return &lockManager{expiry: expiry, groups: map[string]map[body.MessageQueue]*lockEntry{}}
 }
 
 // tryLock locks what it can of mqs for clientID and returns the queues now held by it.
-func (lm *lockManager) tryLock(group, clientID string, mqs []messageQueue, now time.Time) []messageQueue {
+func (lm *lockManager) tryLock(group, clientID string, mqs []body.MessageQueue, now time.Time) []body.MessageQueue {
 	lm.mu.Lock()
 	defer lm.mu.Unlock()
 	m := lm.groups[group]
 	if m == nil {
-		m = map[messageQueue]*lockEntry{}
+		m = map[body.MessageQueue]*lockEntry{}
 		lm.groups[group] = m
 	}
-	out := make([]messageQueue, 0, len(mqs))
+	out := make([]body.MessageQueue, 0, len(mqs))
 	for _, mq := range mqs {
 		e := m[mq]
 		switch {
@@ -72,7 +60,7 @@ func (lm *lockManager) tryLock(group, clientID string, mqs []messageQueue, now t
 }
 
 // unlock releases the queues of mqs that clientID holds; others' locks are left alone.
-func (lm *lockManager) unlock(group, clientID string, mqs []messageQueue) {
+func (lm *lockManager) unlock(group, clientID string, mqs []body.MessageQueue) {
 	lm.mu.Lock()
 	defer lm.mu.Unlock()
 	m := lm.groups[group]
@@ -87,7 +75,7 @@ func (lm *lockManager) unlock(group, clientID string, mqs []messageQueue) {
 }
 
 // holder returns the client holding mq's lock, "" when free or lapsed.
-func (lm *lockManager) holder(group string, mq messageQueue, now time.Time) string {
+func (lm *lockManager) holder(group string, mq body.MessageQueue, now time.Time) string {
 	lm.mu.Lock()
 	defer lm.mu.Unlock()
 	if e := lm.groups[group][mq]; e != nil && now.Sub(e.last) <= lm.expiry {
@@ -112,8 +100,9 @@ func (lm *lockManager) expire(now time.Time) {
 	}
 }
 
-func parseLockBody(req *transport.Command) (lockBatchBody, error) {
-	var b lockBatchBody
+// parseLockBody reads and checks the body of LOCK_BATCH_MQ and UNLOCK_BATCH_MQ (protocol §3.3).
+func parseLockBody(req *transport.Command) (body.LockBatchRequest, error) {
+	var b body.LockBatchRequest
 	if err := json.Unmarshal(req.Body, &b); err != nil {
 		return b, fmt.Errorf("%w: lock body: %v", ErrBadRequest, err)
 	}
@@ -130,12 +119,16 @@ func parseLockBody(req *transport.Command) (lockBatchBody, error) {
 		if mq.QueueID < 0 {
 			return b, fmt.Errorf("%w: lock body: mqSet[%d].queueId %d is negative", ErrBadRequest, i, mq.QueueID)
 		}
+		if mq.QueueID > math.MaxInt32 {
+			return b, fmt.Errorf("%w: lock body: mqSet[%d].queueId %d is out of range", ErrBadRequest, i, mq.QueueID)
+		}
 	}
 	return b, nil
 }
 
-// handleLockBatch serves LOCK_BATCH_MQ (leader only; a follower forwards).
-func (n *Node) handleLockBatch(ctx context.Context, conn *transport.Conn, req *transport.Command) *transport.Command {
+// lockRequest serves a LOCK_BATCH_MQ or UNLOCK_BATCH_MQ request: do runs on the leader, a
+// follower forwards the request.
+func (n *Node) lockRequest(ctx context.Context, req *transport.Command, do func(b body.LockBatchRequest) *transport.Command) *transport.Command {
 	if err := n.serving(); err != nil {
 		return errorResponse(err)
 	}
@@ -146,33 +139,29 @@ func (n *Node) handleLockBatch(ctx context.Context, conn *transport.Conn, req *t
 	if !n.IsLeader() {
 		return n.forward(ctx, req)
 	}
-	locked := n.consumers.locks.tryLock(b.ConsumerGroup, b.ClientID, b.MQSet, time.Now())
-	sort.Slice(locked, func(i, j int) bool {
-		if locked[i].Topic != locked[j].Topic {
-			return locked[i].Topic < locked[j].Topic
-		}
-		return locked[i].QueueID < locked[j].QueueID
+	return do(b)
+}
+
+// handleLockBatch serves LOCK_BATCH_MQ (leader only; a follower forwards).
+func (n *Node) handleLockBatch(ctx context.Context, conn *transport.Conn, req *transport.Command) *transport.Command {
+	return n.lockRequest(ctx, req, func(b body.LockBatchRequest) *transport.Command {
+		locked := n.consumers.locks.tryLock(b.ConsumerGroup, b.ClientID, b.MQSet, time.Now())
+		sort.Slice(locked, func(i, j int) bool {
+			if locked[i].Topic != locked[j].Topic {
+				return locked[i].Topic < locked[j].Topic
+			}
+			return locked[i].QueueID < locked[j].QueueID
+		})
+		resp := transport.NewResponse(transport.Success, "")
+		resp.Body, _ = json.Marshal(body.LockBatchResponse{LockOKMQSet: locked})
+		return resp
 	})
-	body, _ := json.Marshal(struct {
-		LockOKMQSet []messageQueue `json:"lockOKMQSet"`
-	}{locked})
-	resp := transport.NewResponse(transport.Success, "")
-	resp.Body = body
-	return resp
 }
 
 // handleUnlockBatch serves UNLOCK_BATCH_MQ (leader only; only the holder's locks go).
 func (n *Node) handleUnlockBatch(ctx context.Context, conn *transport.Conn, req *transport.Command) *transport.Command {
-	if err := n.serving(); err != nil {
-		return errorResponse(err)
-	}
-	b, err := parseLockBody(req)
-	if err != nil {
-		return errorResponse(err)
-	}
-	if !n.IsLeader() {
-		return n.forward(ctx, req)
-	}
-	n.consumers.locks.unlock(b.ConsumerGroup, b.ClientID, b.MQSet)
-	return transport.NewResponse(transport.Success, "")
+	return n.lockRequest(ctx, req, func(b body.LockBatchRequest) *transport.Command {
+		n.consumers.locks.unlock(b.ConsumerGroup, b.ClientID, b.MQSet)
+		return transport.NewResponse(transport.Success, "")
+	})
 }
