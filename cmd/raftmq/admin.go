@@ -7,8 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,6 +19,7 @@ import (
 	"github.com/raftmq/raftmq/client"
 	"github.com/raftmq/raftmq/namesrv"
 	"github.com/raftmq/raftmq/transport"
+	"github.com/raftmq/raftmq/transport/body"
 )
 
 // adminCommand is one `raftmq admin` subcommand, named and flagged as mqadmin's.
@@ -67,7 +70,7 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	for _, c := range adminCommands() {
 		if c.name == args[0] {
-			a := &adminEnv{name: c.name, stdout: stdout, stderr: stderr}
+			a := newAdminEnv(c.name, stdout, stderr)
 			defer a.close()
 			return c.run(ctx, a, args[1:])
 		}
@@ -84,7 +87,8 @@ func adminUsage(w io.Writer) {
 	fmt.Fprintf(w, "\n-n defaults to $NAMESRV_ADDR (\"ip:port;ip:port\").\n")
 }
 
-// adminEnv holds one admin command's flags and clients.
+// adminEnv holds one admin command's flags and clients. A command declares its own flags on
+// fs, then runs its logic through run, connected, onTargets or (parse + connected).
 type adminEnv struct {
 	name           string
 	stdout, stderr io.Writer
@@ -96,14 +100,22 @@ type adminEnv struct {
 	tc             *transport.Client
 }
 
-// flags returns the command's flag set with the flags every command has (-n, -timeout).
-func (a *adminEnv) flags() *flag.FlagSet {
-	fs := flag.NewFlagSet(a.name, flag.ContinueOnError)
-	fs.SetOutput(a.stderr)
-	a.namesrv = fs.String("n", os.Getenv("NAMESRV_ADDR"), "name server `addresses` \"ip:port;ip:port\" (default $NAMESRV_ADDR)")
-	a.timeout = fs.Duration("timeout", 10*time.Second, "bound on the whole command")
-	a.fs = fs
-	return fs
+// newAdminEnv returns command name's environment, its flag set holding the flags every
+// command has (-n, -timeout).
+func newAdminEnv(name string, stdout, stderr io.Writer) *adminEnv {
+	a := &adminEnv{name: name, stdout: stdout, stderr: stderr, fs: flag.NewFlagSet(name, flag.ContinueOnError)}
+	a.fs.SetOutput(stderr)
+	a.namesrv = a.fs.String("n", os.Getenv("NAMESRV_ADDR"), "name server `addresses` \"ip:port;ip:port\" (default $NAMESRV_ADDR)")
+	a.timeout = a.fs.Duration("timeout", 10*time.Second, "bound on the whole command")
+	return a
+}
+
+// leadersOf is the usage of the -c flag of the commands acting on broker nodes (targetFlags).
+const leadersOf = "every group leader of this `cluster`"
+
+// targetFlags declares -b (one broker node's address) and -c (with usage clusterUsage).
+func (a *adminEnv) targetFlags(clusterUsage string) (brokerAddr, cluster *string) {
+	return a.fs.String("b", "", "broker `addr`"), a.fs.String("c", "", clusterUsage)
 }
 
 // parse parses args and checks that every flag in required was given a non-empty value.
@@ -129,6 +141,14 @@ func (a *adminEnv) parse(args []string, required ...string) error {
 	return nil
 }
 
+// run is most commands: parse args (see parse), then run f connected (see connected).
+func (a *adminEnv) run(ctx context.Context, args []string, required []string, f func(ctx context.Context) error) error {
+	if err := a.parse(args, required...); err != nil {
+		return err
+	}
+	return a.connected(ctx, f)
+}
+
 func (a *adminEnv) nameServers() []string {
 	var out []string
 	for _, s := range strings.FieldsFunc(*a.namesrv, func(r rune) bool { return r == ';' || r == ',' || r == ' ' }) {
@@ -137,15 +157,16 @@ func (a *adminEnv) nameServers() []string {
 	return out
 }
 
-// connect creates the clients; the name servers are required.
-func (a *adminEnv) connect(ctx context.Context) (context.Context, context.CancelFunc, error) {
+// connected creates the clients and runs f with a context bounded by -timeout. The name
+// servers are required unless the command is direct.
+func (a *adminEnv) connected(ctx context.Context, f func(ctx context.Context) error) error {
 	ns := a.nameServers()
 	if len(ns) == 0 && !a.direct {
-		return nil, nil, fmt.Errorf("%w: %s: missing required flag -n (name server addresses) and NAMESRV_ADDR is not set", errUsage, a.name)
+		return fmt.Errorf("%w: %s: missing required flag -n (name server addresses) and NAMESRV_ADDR is not set", errUsage, a.name)
 	}
 	tc, err := transport.NewClient(transport.ClientConfig{})
 	if err != nil {
-		return nil, nil, fmt.Errorf("transport client: %w", err)
+		return fmt.Errorf("transport client: %w", err)
 	}
 	a.tc = tc
 	if len(ns) > 0 {
@@ -154,12 +175,20 @@ func (a *adminEnv) connect(ctx context.Context) (context.Context, context.Cancel
 		cfg.InstanceName = fmt.Sprintf("admin-%d", os.Getpid())
 		adm, err := client.NewAdmin(cfg)
 		if err != nil {
-			return nil, nil, fmt.Errorf("admin client: %w", err)
+			return fmt.Errorf("admin client: %w", err)
 		}
 		a.admin = adm
 	}
 	ctx, cancel := context.WithTimeout(ctx, *a.timeout)
-	return ctx, cancel, nil
+	defer cancel()
+	return f(ctx)
+}
+
+// clientConfig sets what the admin tool's own producers and consumers need in cfg: the name
+// servers and an instance name of their own.
+func (a *adminEnv) clientConfig(cfg *client.ClientConfig) {
+	cfg.NameServers = a.nameServers()
+	cfg.InstanceName = fmt.Sprintf("admin-%d", time.Now().UnixNano())
 }
 
 func (a *adminEnv) close() {
@@ -172,6 +201,15 @@ func (a *adminEnv) close() {
 }
 
 func (a *adminEnv) printf(format string, args ...any) { fmt.Fprintf(a.stdout, format, args...) }
+
+// table prints the header of a table whose rows are printed with format row, and returns the
+// row printer. The header cells take the rows' widths: row's %d and %v verbs print them as %s.
+func (a *adminEnv) table(row string, header ...any) func(cells ...any) {
+	a.printf(headerVerbs.ReplaceAllString(row, "${1}s"), header...)
+	return func(cells ...any) { a.printf(row, cells...) }
+}
+
+var headerVerbs = regexp.MustCompile(`(%[-0-9]*)[dv]`)
 
 // invoke sends req to addr and returns the reply when it is SUCCESS.
 func (a *adminEnv) invoke(ctx context.Context, addr string, req *transport.Command) (*transport.Command, error) {
@@ -186,6 +224,11 @@ func (a *adminEnv) invoke(ctx context.Context, addr string, req *transport.Comma
 	return resp, nil
 }
 
+// needTarget is the usage error of a command given neither -b nor -c.
+func (a *adminEnv) needTarget() error {
+	return fmt.Errorf("%w: %s: one of -b (broker address) or -c (cluster name) is required", errUsage, a.name)
+}
+
 // targets resolves -b (one broker node address) or -c (the leader, BID 0, of every group of
 // the cluster) into addresses.
 func (a *adminEnv) targets(ctx context.Context, brokerAddr, cluster string) ([]string, error) {
@@ -193,7 +236,7 @@ func (a *adminEnv) targets(ctx context.Context, brokerAddr, cluster string) ([]s
 		return []string{brokerAddr}, nil
 	}
 	if cluster == "" {
-		return nil, fmt.Errorf("%w: %s: one of -b (broker address) or -c (cluster name) is required", errUsage, a.name)
+		return nil, a.needTarget()
 	}
 	ci, err := a.admin.ClusterInfo(ctx)
 	if err != nil {
@@ -212,24 +255,20 @@ func (a *adminEnv) targets(ctx context.Context, brokerAddr, cluster string) ([]s
 	return out, nil
 }
 
-// connectTargets is the start of every command that acts on -b (one node, no name server
-// needed) or -c (every group leader of a cluster): it checks that one of them is given,
-// connects and resolves the addresses.
-func (a *adminEnv) connectTargets(ctx context.Context, brokerAddr, cluster string) ([]string, context.Context, context.CancelFunc, error) {
+// onTargets runs f, connected, on the addresses -b (one node: no name server needed) or -c
+// (every group leader of a cluster) name; one of them is required.
+func (a *adminEnv) onTargets(ctx context.Context, brokerAddr, cluster string, f func(ctx context.Context, addrs []string) error) error {
 	if brokerAddr == "" && cluster == "" {
-		return nil, nil, nil, fmt.Errorf("%w: %s: one of -b (broker address) or -c (cluster name) is required", errUsage, a.name)
+		return a.needTarget()
 	}
 	a.direct = brokerAddr != ""
-	ctx, cancel, err := a.connect(ctx)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	addrs, err := a.targets(ctx, brokerAddr, cluster)
-	if err != nil {
-		cancel()
-		return nil, nil, nil, err
-	}
-	return addrs, ctx, cancel, nil
+	return a.connected(ctx, func(ctx context.Context) error {
+		addrs, err := a.targets(ctx, brokerAddr, cluster)
+		if err != nil {
+			return err
+		}
+		return f(ctx, addrs)
+	})
 }
 
 // masterAddrs returns every group's leader address (BID 0), sorted by broker name.
@@ -238,13 +277,8 @@ func (a *adminEnv) masterAddrs(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	names := make([]string, 0, len(ci.BrokerAddrTable))
-	for n := range ci.BrokerAddrTable {
-		names = append(names, n)
-	}
-	sort.Strings(names)
 	var out []string
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(ci.BrokerAddrTable)) {
 		if addr := ci.BrokerAddrTable[n].BrokerAddrs[namesrv.MasterID]; addr != "" {
 			out = append(out, addr)
 		}
@@ -256,47 +290,43 @@ func (a *adminEnv) masterAddrs(ctx context.Context) ([]string, error) {
 }
 
 func adminUpdateTopic(ctx context.Context, a *adminEnv, args []string) error {
-	fs := a.flags()
-	topic := fs.String("t", "", "topic `name`")
-	cluster := fs.String("c", "", "create on every group of this `cluster`")
-	broker := fs.String("b", "", "create on this broker `addr` only")
-	r := fs.Int("r", 8, "read queue `nums`")
-	w := fs.Int("w", 8, "write queue `nums`")
-	perm := fs.Int("p", 6, "`perm` (2 write, 4 read, 6 both)")
-	order := fs.Bool("o", false, "ordered topic")
+	topic := a.fs.String("t", "", "topic `name`")
+	cluster := a.fs.String("c", "", "create on every group of this `cluster`")
+	broker := a.fs.String("b", "", "create on this broker `addr` only")
+	r := a.fs.Int("r", 8, "read queue `nums`")
+	w := a.fs.Int("w", 8, "write queue `nums`")
+	perm := a.fs.Int("p", 6, "`perm` (2 write, 4 read, 6 both)")
+	order := a.fs.Bool("o", false, "ordered topic")
 	if err := a.parse(args, "t"); err != nil {
 		return err
 	}
 	if *broker == "" && *cluster == "" {
-		return fmt.Errorf("%w: updateTopic: one of -b (broker address) or -c (cluster name) is required", errUsage)
+		return a.needTarget()
 	}
-	ctx, cancel, err := a.connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	tcfg := fmt.Sprintf("TopicConfig [topicName=%s, readQueueNums=%d, writeQueueNums=%d, perm=%s, topicFilterType=SINGLE_TAG, topicSysFlag=0, order=%v]",
-		*topic, *r, *w, permString(*perm), *order)
-	if *broker != "" {
-		_, err := a.invoke(ctx, *broker, transport.NewRequest(transport.UpdateAndCreateTopic, map[string]string{
-			"topic": *topic, "defaultTopic": "TBW102", "readQueueNums": strconv.Itoa(*r), "writeQueueNums": strconv.Itoa(*w),
-			"perm": strconv.Itoa(*perm), "topicFilterType": namesrv.FilterSingleTag, "topicSysFlag": "0", "order": strconv.FormatBool(*order),
-		}, nil))
-		if err != nil {
+	return a.connected(ctx, func(ctx context.Context) error {
+		tcfg := fmt.Sprintf("TopicConfig [topicName=%s, readQueueNums=%d, writeQueueNums=%d, perm=%s, topicFilterType=SINGLE_TAG, topicSysFlag=0, order=%v]",
+			*topic, *r, *w, permString(*perm), *order)
+		if *broker != "" {
+			_, err := a.invoke(ctx, *broker, transport.NewRequest(transport.UpdateAndCreateTopic, map[string]string{
+				"topic": *topic, "defaultTopic": "TBW102", "readQueueNums": strconv.Itoa(*r), "writeQueueNums": strconv.Itoa(*w),
+				"perm": strconv.Itoa(*perm), "topicFilterType": namesrv.FilterSingleTag, "topicSysFlag": "0", "order": strconv.FormatBool(*order),
+			}, nil))
+			if err != nil {
+				return err
+			}
+			a.printf("create topic to %s success.\n%s\n", *broker, tcfg)
+			return nil
+		}
+		if err := a.admin.CreateTopic(ctx, client.TopicConfig{Topic: *topic, ReadQueues: *r, WriteQueues: *w, Perm: *perm, Order: *order, Cluster: *cluster}); err != nil {
 			return err
 		}
-		a.printf("create topic to %s success.\n%s\n", *broker, tcfg)
+		addrs, _ := a.targets(ctx, "", *cluster)
+		for _, addr := range addrs {
+			a.printf("create topic to %s success.\n", addr)
+		}
+		a.printf("%s\n", tcfg)
 		return nil
-	}
-	if err := a.admin.CreateTopic(ctx, client.TopicConfig{Topic: *topic, ReadQueues: *r, WriteQueues: *w, Perm: *perm, Order: *order, Cluster: *cluster}); err != nil {
-		return err
-	}
-	addrs, _ := a.targets(ctx, "", *cluster)
-	for _, addr := range addrs {
-		a.printf("create topic to %s success.\n", addr)
-	}
-	a.printf("%s\n", tcfg)
-	return nil
+	})
 }
 
 func permString(p int) string {
@@ -314,112 +344,50 @@ func permString(p int) string {
 }
 
 func adminDeleteTopic(ctx context.Context, a *adminEnv, args []string) error {
-	fs := a.flags()
-	topic := fs.String("t", "", "topic `name`")
-	cluster := fs.String("c", "", "`cluster` name (informational: the topic goes from every group)")
-	if err := a.parse(args, "t"); err != nil {
-		return err
-	}
-	ctx, cancel, err := a.connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	if err := a.admin.DeleteTopic(ctx, *topic); err != nil {
-		return err
-	}
-	a.printf("delete topic [%s] from cluster [%s] success.\n", *topic, *cluster)
-	a.printf("delete topic [%s] from NameServer success.\n", *topic)
-	return nil
+	topic := a.fs.String("t", "", "topic `name`")
+	cluster := a.fs.String("c", "", "`cluster` name (informational: the topic goes from every group)")
+	return a.run(ctx, args, []string{"t"}, func(ctx context.Context) error {
+		if err := a.admin.DeleteTopic(ctx, *topic); err != nil {
+			return err
+		}
+		a.printf("delete topic [%s] from cluster [%s] success.\n", *topic, *cluster)
+		a.printf("delete topic [%s] from NameServer success.\n", *topic)
+		return nil
+	})
 }
 
 func adminTopicList(ctx context.Context, a *adminEnv, args []string) error {
-	a.flags()
-	if err := a.parse(args); err != nil {
-		return err
-	}
-	ctx, cancel, err := a.connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	topics, err := a.admin.ListTopics(ctx)
-	if err != nil {
-		return err
-	}
-	for _, t := range topics {
-		a.printf("%s\n", t)
-	}
-	return nil
+	return a.run(ctx, args, nil, func(ctx context.Context) error {
+		topics, err := a.admin.ListTopics(ctx)
+		if err != nil {
+			return err
+		}
+		for _, t := range topics {
+			a.printf("%s\n", t)
+		}
+		return nil
+	})
 }
 
 func adminTopicRoute(ctx context.Context, a *adminEnv, args []string) error {
-	fs := a.flags()
-	topic := fs.String("t", "", "topic `name`")
-	if err := a.parse(args, "t"); err != nil {
-		return err
-	}
-	ctx, cancel, err := a.connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	rt, err := a.admin.Route(ctx, *topic)
-	if err != nil {
-		return err
-	}
-	raw, err := json.Marshal(rt)
-	if err != nil {
-		return err
-	}
-	var v any
-	if err := json.Unmarshal(raw, &v); err != nil {
-		return err
-	}
-	out, _ := json.MarshalIndent(v, "", "\t")
-	a.printf("%s\n", out)
-	return nil
-}
-
-// mqEntries parses fastjson's maps keyed by MessageQueue objects ({"brokerName":..,
-// "queueId":..,"topic":..}:{...}), which are not standard JSON, into (queue, value) pairs.
-var mqEntryRE = regexp.MustCompile(`(\{[^{}]*\})\s*:\s*(\{[^{}]*\})`)
-
-type mqEntry struct {
-	Queue client.MessageQueue
-	Value map[string]json.Number
-}
-
-func mqEntries(body []byte) ([]mqEntry, error) {
-	var out []mqEntry
-	for _, m := range mqEntryRE.FindAllSubmatch(body, -1) {
-		var e mqEntry
-		if err := json.Unmarshal(m[1], &e.Queue); err != nil {
-			continue // not a queue key
+	topic := a.fs.String("t", "", "topic `name`")
+	return a.run(ctx, args, []string{"t"}, func(ctx context.Context) error {
+		rt, err := a.admin.Route(ctx, *topic)
+		if err != nil {
+			return err
 		}
-		dec := json.NewDecoder(strings.NewReader(string(m[2])))
-		dec.UseNumber()
-		if err := dec.Decode(&e.Value); err != nil {
-			return nil, fmt.Errorf("decode queue entry %s: %w", m[2], err)
+		raw, err := json.Marshal(rt)
+		if err != nil {
+			return err
 		}
-		out = append(out, e)
-	}
-	sort.Slice(out, func(i, j int) bool {
-		x, y := out[i].Queue, out[j].Queue
-		if x.Topic != y.Topic {
-			return x.Topic < y.Topic
+		var v any
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return err
 		}
-		if x.BrokerName != y.BrokerName {
-			return x.BrokerName < y.BrokerName
-		}
-		return x.QueueID < y.QueueID
+		out, _ := json.MarshalIndent(v, "", "\t")
+		a.printf("%s\n", out)
+		return nil
 	})
-	return out, nil
-}
-
-func num(v map[string]json.Number, k string) int64 {
-	n, _ := v[k].Int64()
-	return n
 }
 
 func fmtMillis(ms int64) string {
@@ -430,42 +398,37 @@ func fmtMillis(ms int64) string {
 }
 
 func adminTopicStatus(ctx context.Context, a *adminEnv, args []string) error {
-	fs := a.flags()
-	topic := fs.String("t", "", "topic `name`")
-	if err := a.parse(args, "t"); err != nil {
-		return err
-	}
-	ctx, cancel, err := a.connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	rt, err := a.admin.Route(ctx, *topic)
-	if err != nil {
-		return err
-	}
-	var entries []mqEntry
-	for _, bd := range rt.BrokerDatas {
-		addr := bd.BrokerAddrs[namesrv.MasterID]
-		if addr == "" {
-			continue
-		}
-		resp, err := a.invoke(ctx, addr, transport.NewRequest(transport.GetTopicStatsInfo, map[string]string{"topic": *topic}, nil))
+	topic := a.fs.String("t", "", "topic `name`")
+	return a.run(ctx, args, []string{"t"}, func(ctx context.Context) error {
+		rt, err := a.admin.Route(ctx, *topic)
 		if err != nil {
 			return err
 		}
-		es, err := mqEntries(resp.Body)
-		if err != nil {
-			return fmt.Errorf("topic stats from %s: %w", addr, err)
+		var tables []body.TopicStatsTable // of each group's leader, in route order
+		for _, bd := range rt.BrokerDatas {
+			addr := bd.BrokerAddrs[namesrv.MasterID]
+			if addr == "" {
+				continue
+			}
+			resp, err := a.invoke(ctx, addr, transport.NewRequest(transport.GetTopicStatsInfo, map[string]string{"topic": *topic}, nil))
+			if err != nil {
+				return err
+			}
+			var t body.TopicStatsTable
+			if err := t.Decode(resp.Body); err != nil {
+				return fmt.Errorf("topic stats from %s: %w", addr, err)
+			}
+			tables = append(tables, t)
 		}
-		entries = append(entries, es...)
-	}
-	a.printf("%-32s  %-4s  %-20s  %-20s    %s\n", "#Broker Name", "#QID", "#Min Offset", "#Max Offset", "#Last Updated")
-	for _, e := range entries {
-		a.printf("%-32s  %-4d  %-20d  %-20d    %s\n", e.Queue.BrokerName, e.Queue.QueueID,
-			num(e.Value, "minOffset"), num(e.Value, "maxOffset"), fmtMillis(num(e.Value, "lastUpdateTimestamp")))
-	}
-	return nil
+		row := a.table("%-32s  %-4d  %-20d  %-20d    %s\n", "#Broker Name", "#QID", "#Min Offset", "#Max Offset", "#Last Updated")
+		for _, t := range tables {
+			for _, q := range body.SortedQueues(t.OffsetTable) {
+				o := t.OffsetTable[q]
+				row(q.BrokerName, q.QueueID, o.MinOffset, o.MaxOffset, fmtMillis(o.LastUpdateTimestamp))
+			}
+		}
+		return nil
+	})
 }
 
 // runtimeInfo asks a broker node for GET_BROKER_RUNTIME_INFO.
@@ -474,9 +437,7 @@ func (a *adminEnv) runtimeInfo(ctx context.Context, addr string) (map[string]str
 	if err != nil {
 		return nil, err
 	}
-	var kv struct {
-		Table map[string]string `json:"table"`
-	}
+	var kv namesrv.KVTable
 	if err := json.Unmarshal(resp.Body, &kv); err != nil {
 		return nil, fmt.Errorf("runtime info from %s: %w", addr, err)
 	}
@@ -484,71 +445,52 @@ func (a *adminEnv) runtimeInfo(ctx context.Context, addr string) (map[string]str
 }
 
 func adminClusterList(ctx context.Context, a *adminEnv, args []string) error {
-	fs := a.flags()
-	only := fs.String("c", "", "only this `cluster`")
-	if err := a.parse(args); err != nil {
-		return err
-	}
-	ctx, cancel, err := a.connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	ci, err := a.admin.ClusterInfo(ctx)
-	if err != nil {
-		return err
-	}
-	const row = "%-16s  %-22s  %-4s  %-22s %-16s %19s %19s %10s %5s %6s\n"
-	a.printf(row, "#Cluster Name", "#Broker Name", "#BID", "#Addr", "#Version", "#InTPS(LOAD)", "#OutTPS(LOAD)", "#PCWait(ms)", "#Hour", "#SPACE")
-	clusters := make([]string, 0, len(ci.ClusterAddrTable))
-	for c := range ci.ClusterAddrTable {
-		clusters = append(clusters, c)
-	}
-	sort.Strings(clusters)
-	for _, cl := range clusters {
-		if *only != "" && cl != *only {
-			continue
+	only := a.fs.String("c", "", "only this `cluster`")
+	return a.run(ctx, args, nil, func(ctx context.Context) error {
+		ci, err := a.admin.ClusterInfo(ctx)
+		if err != nil {
+			return err
 		}
-		names := append([]string(nil), ci.ClusterAddrTable[cl]...)
-		sort.Strings(names)
-		for _, bn := range names {
-			bd := ci.BrokerAddrTable[bn]
-			ids := make([]int64, 0, len(bd.BrokerAddrs))
-			for id := range bd.BrokerAddrs {
-				ids = append(ids, id)
+		row := a.table("%-16s  %-22s  %-4s  %-22s %-16s %19s %19s %10s %5s %6s\n",
+			"#Cluster Name", "#Broker Name", "#BID", "#Addr", "#Version", "#InTPS(LOAD)", "#OutTPS(LOAD)", "#PCWait(ms)", "#Hour", "#SPACE")
+		for _, cl := range slices.Sorted(maps.Keys(ci.ClusterAddrTable)) {
+			if *only != "" && cl != *only {
+				continue
 			}
-			sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-			for _, id := range ids {
-				addr := bd.BrokerAddrs[id]
-				version, in, out, pcwait, hour, space := "", 0.0, 0.0, "0", 0.0, 0.0
-				sendQ, pullQ := "0", "0"
-				if t, err := a.runtimeInfo(ctx, addr); err == nil {
-					version = t["brokerVersionDesc"]
-					in = firstFloat(t["putTps"])
-					out = firstFloat(t["getTransferedTps"])
-					if v := t["pageCacheLockTimeMills"]; v != "" {
-						pcwait = v
+			for _, bn := range slices.Sorted(slices.Values(ci.ClusterAddrTable[cl])) {
+				bd := ci.BrokerAddrTable[bn]
+				for _, id := range slices.Sorted(maps.Keys(bd.BrokerAddrs)) {
+					addr := bd.BrokerAddrs[id]
+					version, in, out, pcwait, hour, space := "", 0.0, 0.0, "0", 0.0, 0.0
+					sendQ, pullQ := "0", "0"
+					if t, err := a.runtimeInfo(ctx, addr); err == nil {
+						version = t["brokerVersionDesc"]
+						in = firstFloat(t["putTps"])
+						out = firstFloat(t["getTransferedTps"])
+						if v := t["pageCacheLockTimeMills"]; v != "" {
+							pcwait = v
+						}
+						if v := t["sendThreadPoolQueueSize"]; v != "" {
+							sendQ = v
+						}
+						if v := t["pullThreadPoolQueueSize"]; v != "" {
+							pullQ = v
+						}
+						if ts, err := strconv.ParseInt(t["earliestMessageTimeStamp"], 10, 64); err == nil && ts > 0 {
+							hour = time.Since(time.UnixMilli(ts)).Hours()
+						}
+						space, _ = strconv.ParseFloat(t["commitLogDiskRatio"], 64)
+					} else {
+						version = "(unreachable)"
 					}
-					if v := t["sendThreadPoolQueueSize"]; v != "" {
-						sendQ = v
-					}
-					if v := t["pullThreadPoolQueueSize"]; v != "" {
-						pullQ = v
-					}
-					if ts, err := strconv.ParseInt(t["earliestMessageTimeStamp"], 10, 64); err == nil && ts > 0 {
-						hour = time.Since(time.UnixMilli(ts)).Hours()
-					}
-					space, _ = strconv.ParseFloat(t["commitLogDiskRatio"], 64)
-				} else {
-					version = "(unreachable)"
+					row(cl, bn, strconv.FormatInt(id, 10), addr, version,
+						fmt.Sprintf("%9.2f(%s,0ms)", in, sendQ), fmt.Sprintf("%9.2f(%s,0ms)", out, pullQ),
+						pcwait, fmt.Sprintf("%2.2f", hour), fmt.Sprintf("%.4f", space))
 				}
-				a.printf(row, cl, bn, strconv.FormatInt(id, 10), addr, version,
-					fmt.Sprintf("%9.2f(%s,0ms)", in, sendQ), fmt.Sprintf("%9.2f(%s,0ms)", out, pullQ),
-					pcwait, fmt.Sprintf("%2.2f", hour), fmt.Sprintf("%.4f", space))
 			}
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 func firstFloat(s string) float64 {
@@ -561,92 +503,72 @@ func firstFloat(s string) float64 {
 }
 
 func adminBrokerStatus(ctx context.Context, a *adminEnv, args []string) error {
-	fs := a.flags()
-	broker := fs.String("b", "", "broker `addr`")
-	cluster := fs.String("c", "", "every group leader of this `cluster`")
+	broker, cluster := a.targetFlags(leadersOf)
 	if err := a.parse(args); err != nil {
 		return err
 	}
-	addrs, ctx, cancel, err := a.connectTargets(ctx, *broker, *cluster)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	for _, addr := range addrs {
-		t, err := a.runtimeInfo(ctx, addr)
-		if err != nil {
-			return err
-		}
-		keys := make([]string, 0, len(t))
-		for k := range t {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			if len(addrs) > 1 {
-				a.printf("%-24s %-32s: %s\n", addr, k, t[k])
-			} else {
-				a.printf("%-32s: %s\n", k, t[k])
+	return a.onTargets(ctx, *broker, *cluster, func(ctx context.Context, addrs []string) error {
+		for _, addr := range addrs {
+			t, err := a.runtimeInfo(ctx, addr)
+			if err != nil {
+				return err
+			}
+			for _, k := range slices.Sorted(maps.Keys(t)) {
+				if len(addrs) > 1 {
+					a.printf("%-24s %-32s: %s\n", addr, k, t[k])
+				} else {
+					a.printf("%-32s: %s\n", k, t[k])
+				}
 			}
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 func adminGetBrokerConfig(ctx context.Context, a *adminEnv, args []string) error {
-	fs := a.flags()
-	broker := fs.String("b", "", "broker `addr`")
-	cluster := fs.String("c", "", "every group leader of this `cluster`")
+	broker, cluster := a.targetFlags(leadersOf)
 	if err := a.parse(args); err != nil {
 		return err
 	}
-	addrs, ctx, cancel, err := a.connectTargets(ctx, *broker, *cluster)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	for _, addr := range addrs {
-		resp, err := a.invoke(ctx, addr, transport.NewRequest(transport.GetBrokerConfig, nil, nil))
-		if err != nil {
-			return err
-		}
-		a.printf("============%s============\n", addr)
-		var lines []string
-		for _, l := range strings.Split(string(resp.Body), "\n") {
-			l = strings.TrimSpace(l)
-			if l == "" || strings.HasPrefix(l, "#") {
-				continue
+	return a.onTargets(ctx, *broker, *cluster, func(ctx context.Context, addrs []string) error {
+		for _, addr := range addrs {
+			resp, err := a.invoke(ctx, addr, transport.NewRequest(transport.GetBrokerConfig, nil, nil))
+			if err != nil {
+				return err
 			}
-			lines = append(lines, l)
+			a.printf("============%s============\n", addr)
+			var lines []string
+			for _, l := range strings.Split(string(resp.Body), "\n") {
+				l = strings.TrimSpace(l)
+				if l == "" || strings.HasPrefix(l, "#") {
+					continue
+				}
+				lines = append(lines, l)
+			}
+			sort.Strings(lines)
+			for _, l := range lines {
+				k, v, _ := strings.Cut(l, "=")
+				a.printf("%-50s=  %s\n", strings.TrimSpace(k), strings.TrimSpace(v))
+			}
 		}
-		sort.Strings(lines)
-		for _, l := range lines {
-			k, v, _ := strings.Cut(l, "=")
-			a.printf("%-50s=  %s\n", strings.TrimSpace(k), strings.TrimSpace(v))
-		}
-	}
-	return nil
+		return nil
+	})
 }
 
 func adminUpdateBrokerConfig(ctx context.Context, a *adminEnv, args []string) error {
-	fs := a.flags()
-	broker := fs.String("b", "", "broker `addr`")
-	cluster := fs.String("c", "", "every group leader of this `cluster` (broker config is per node: prefer -b per node)")
-	key := fs.String("k", "", "config `key`")
-	value := fs.String("v", "", "config `value`")
+	broker, cluster := a.targetFlags(leadersOf + " (broker config is per node: prefer -b per node)")
+	key := a.fs.String("k", "", "config `key`")
+	value := a.fs.String("v", "", "config `value`")
 	if err := a.parse(args, "k", "v"); err != nil {
 		return err
 	}
-	addrs, ctx, cancel, err := a.connectTargets(ctx, *broker, *cluster)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	for _, addr := range addrs {
-		if _, err := a.invoke(ctx, addr, transport.NewRequest(transport.UpdateBrokerConfig, nil, []byte(*key+"="+*value+"\n"))); err != nil {
-			return err
+	return a.onTargets(ctx, *broker, *cluster, func(ctx context.Context, addrs []string) error {
+		for _, addr := range addrs {
+			if _, err := a.invoke(ctx, addr, transport.NewRequest(transport.UpdateBrokerConfig, nil, []byte(*key+"="+*value+"\n"))); err != nil {
+				return err
+			}
+			a.printf("update broker config success, %s\n", addr)
 		}
-		a.printf("update broker config success, %s\n", addr)
-	}
-	return nil
+		return nil
+	})
 }

@@ -2,13 +2,18 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/raftmq/raftmq/internal/testcluster"
+	"github.com/raftmq/raftmq/transport"
+	"github.com/raftmq/raftmq/transport/body"
 )
 
 func TestAdminUsageErrors(t *testing.T) {
@@ -52,15 +57,14 @@ func TestParseAdminTime(t *testing.T) {
 	}
 }
 
-func TestMQEntries(t *testing.T) {
-	body := []byte(`{"offsetTable":{{"brokerName":"b","queueId":1,"topic":"T"}:{"minOffset":0,"maxOffset":7,"lastUpdateTimestamp":5},` +
-		`{"brokerName":"a","queueId":0,"topic":"T"}:{"minOffset":2,"maxOffset":3,"lastUpdateTimestamp":0}}}`)
-	es, err := mqEntries(body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(es) != 2 || es[0].Queue.BrokerName != "a" || num(es[0].Value, "minOffset") != 2 || num(es[1].Value, "maxOffset") != 7 || es[1].Queue.QueueID != 1 {
-		t.Fatalf("entries %+v", es)
+// A table's header takes the widths of its rows' cells.
+func TestAdminTable(t *testing.T) {
+	var out strings.Builder
+	a := newAdminEnv("x", &out, io.Discard)
+	row := a.table("%-6s %4d  %-5v|%d\n", "#Name", "#N", "#OK", "#Z")
+	row("a", 7, true, 9)
+	if want := "#Name    #N  #OK  |#Z\na         7  true |9\n"; out.String() != want {
+		t.Fatalf("got\n%q\nwant\n%q", out.String(), want)
 	}
 }
 
@@ -260,4 +264,70 @@ func TestAdminTopicsGroupsMessages(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// consumerConnection, producerConnection, consumerProgress without -t (GET_CONSUME_STATS) and
+// updateBrokerConfig, against a group that heartbeats to the leader as a Go client does.
+func TestAdminConnectionsAndConsumeStats(t *testing.T) {
+	c := testcluster.New(t, 3, testcluster.Quiet())
+	ns := c.NS.Addr()
+	leaderAddr := c.Leader(t).Addr()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	call := func(req *transport.Command) {
+		t.Helper()
+		if r, err := c.Client().Invoke(ctx, leaderAddr, req); err != nil || r.ResponseCode() != transport.Success {
+			t.Fatalf("%v: %v %v", transport.RequestCode(req.Code), r, err)
+		}
+	}
+	hb, _ := json.Marshal(body.HeartbeatData{ClientID: "10.9.9.9@admin-test",
+		ProducerDataSet: []body.ProducerData{{GroupName: "AdminPG"}},
+		ConsumerDataSet: []body.ConsumerData{{GroupName: "AdminCG", ConsumeType: "CONSUME_PASSIVELY", MessageModel: "CLUSTERING",
+			ConsumeFromWhere: "CONSUME_FROM_LAST_OFFSET", SubscriptionDataSet: []body.SubscriptionData{{Topic: c.Topic, SubString: "TagA || TagB",
+				TagsSet: []string{"TagA", "TagB"}, CodeSet: body.CodeSet{Codes: []int64{2598919, 2598920}, Quoted: true}, ExpressionType: "TAG"}}}}})
+	call(transport.NewRequest(transport.HeartBeat, nil, hb))
+	for q := range 2 {
+		call(transport.NewRequest(transport.UpdateConsumerOffset, map[string]string{
+			"consumerGroup": "AdminCG", "topic": c.Topic, "queueId": strconv.Itoa(q), "commitOffset": "0"}, nil))
+	}
+
+	out := admin(t, ns, "consumerConnection", "-g", "AdminCG")
+	for _, want := range []string{
+		"#ClientId                            #ClientAddr            #Language  #Version\n",
+		"\n001  10.9.9.9@admin-test ",
+		fmt.Sprintf("\n001  Topic: %-40s SubExpression: TagA || TagB\n", c.Topic),
+		"\nConsumeType: CONSUME_PASSIVELY\nMessageModel: CLUSTERING\nConsumeFromWhere: CONSUME_FROM_LAST_OFFSET\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("consumerConnection lacks %q:\n%s", want, out)
+		}
+	}
+	if code, _, errOut := runArgs(t, "raftmq", "admin", "consumerConnection", "-n", ns, "-g", "NoSuchGroup"); code != 1 || !strings.Contains(errOut, "not online") {
+		t.Fatalf("consumerConnection of an absent group: code %d stderr %q", code, errOut)
+	}
+
+	out = admin(t, ns, "producerConnection", "-g", "AdminPG", "-t", c.Topic)
+	if !regexp.MustCompile(`^0001  10\.9\.9\.9@admin-test\s+127\.0\.0\.1:\d+\s+\S+\s+\d+\n$`).MatchString(out) {
+		t.Fatalf("producerConnection:\n%s", out)
+	}
+	if code, _, errOut := runArgs(t, "raftmq", "admin", "producerConnection", "-n", ns, "-g", "AdminPG"); code != 2 || !strings.Contains(errOut, "missing required flag -t") {
+		t.Fatalf("producerConnection without -t: code %d stderr %q", code, errOut)
+	}
+
+	out = admin(t, ns, "consumerProgress", "-g", "AdminCG")
+	if !strings.HasPrefix(out, "#Topic ") || !strings.HasSuffix(out, "\nConsume TPS: 0.00\nConsume Diff Total: 0\n") {
+		t.Fatalf("consumerProgress (consume stats):\n%s", out)
+	}
+	for q := range 2 {
+		if !regexp.MustCompile(`(?m)^` + c.Topic + `\s+broker-a\s+` + strconv.Itoa(q) + `\s+0\s+0\s+N/A\s+0\s+N/A$`).MatchString(out) {
+			t.Fatalf("consumerProgress lacks queue %d:\n%s", q, out)
+		}
+	}
+
+	if out := admin(t, ns, "updateBrokerConfig", "-b", leaderAddr, "-k", "defaultTopicQueueNums", "-v", "8"); out != "update broker config success, "+leaderAddr+"\n" {
+		t.Fatalf("updateBrokerConfig:\n%s", out)
+	}
+	if code, _, errOut := runArgs(t, "raftmq", "admin", "updateBrokerConfig", "-n", ns, "-k", "k", "-v", "v"); code != 2 || !strings.Contains(errOut, "-b (broker address) or -c (cluster name)") {
+		t.Fatalf("updateBrokerConfig without a target: code %d stderr %q", code, errOut)
+	}
 }
