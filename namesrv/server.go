@@ -114,7 +114,7 @@ func (s *Server) scanLoop() {
 		case <-s.stop:
 			return
 		case <-t.C:
-			s.table.Expire()
+			s.scanned(s.table.Expire()) // metrics.go
 		}
 	}
 }
@@ -125,9 +125,9 @@ func (s *Server) connClosed(c *transport.Conn) {
 
 func (s *Server) register() {
 	h := func(code transport.RequestCode, f transport.HandlerFunc) { s.mux.HandleFunc(code, f) }
-	h(transport.RegisterBroker, s.handleRegister)
+	h(transport.RegisterBroker, countRegistrations(s.handleRegister))
 	h(transport.UnregisterBroker, s.handleUnregister)
-	h(transport.GetRouteInfoByTopic, s.handleRoute)
+	h(transport.GetRouteInfoByTopic, countRouteQueries(s.handleRoute))
 	h(transport.GetBrokerClusterInfo, s.handleClusterInfo)
 	h(transport.GetAllTopicListFromNameServer, s.handleTopicList)
 	h(transport.DeleteTopicInNamesrv, s.handleDeleteTopic)

@@ -98,7 +98,10 @@ func tagFilter(expr string) func(int64) bool {
 // minOffset, maxOffset and suggestWhichBrokerId: a client that reads a missing
 // nextBeginOffset as 0 would rewind; on an error the consumer is told to stay where it is.
 func (n *Node) handlePull(ctx context.Context, conn *transport.Conn, req *transport.Command) *transport.Command {
-	resp := n.pull(ctx, conn, req)
+	var held time.Duration
+	start := time.Now()
+	resp := n.pull(ctx, conn, req, &held)
+	observePull(resp.Code, time.Since(start)-held) // metrics.go
 	if resp.Ext("nextBeginOffset") == "" {
 		topic := req.Ext("topic")
 		q, qerr := req.ExtInt32("queueId")
@@ -118,7 +121,8 @@ func (n *Node) handlePull(ctx context.Context, conn *transport.Conn, req *transp
 	return resp
 }
 
-func (n *Node) pull(ctx context.Context, conn *transport.Conn, req *transport.Command) *transport.Command {
+// pull serves a pull; *held accumulates the time it was held as a long poll.
+func (n *Node) pull(ctx context.Context, conn *transport.Conn, req *transport.Command, held *time.Duration) *transport.Command {
 	if err := n.serving(); err != nil {
 		return errorResponse(err)
 	}
@@ -205,22 +209,27 @@ func (n *Node) pull(ctx context.Context, conn *transport.Conn, req *transport.Co
 			<-n.pullSem // a held pull occupies no slot
 			t := time.NewTimer(time.Until(deadline))
 			n.consumers.heldPulls.Add(1)
+			holdStart := time.Now()
 			select {
 			case <-wait:
 				t.Stop()
 				n.consumers.heldPulls.Add(-1)
+				*held += time.Since(holdStart)
 				continue
 			case <-t.C:
 				n.consumers.heldPulls.Add(-1)
+				*held += time.Since(holdStart)
 				deadline = time.Time{} // one last look, then answer
 				continue
 			case <-ctx.Done():
 				t.Stop()
 				n.consumers.heldPulls.Add(-1)
+				*held += time.Since(holdStart)
 				return transport.NewResponse(transport.ServiceNotAvailable, "connection closing")
 			case <-n.shutdownCh:
 				t.Stop()
 				n.consumers.heldPulls.Add(-1)
+				*held += time.Since(holdStart)
 				return errorResponse(ErrShuttingDown)
 			}
 		}
@@ -231,7 +240,7 @@ func (n *Node) pull(ctx context.Context, conn *transport.Conn, req *transport.Co
 				body = append(body, b...)
 			}
 			resp.Body = body
-			n.countGet(len(res.Buffers), res.TotalBytes) // broker runtime stats (stats.go)
+			n.countGet(h.topic, len(res.Buffers), res.TotalBytes) // runtime stats and metrics (stats.go)
 		} else {
 			resp.Remark = res.Status.String()
 		}

@@ -143,17 +143,45 @@ func bornHost(conn *transport.Conn) netip.AddrPort {
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
+// handleSend serves SEND_MESSAGE (10, 310) and SEND_BATCH_MESSAGE (320) and counts the
+// outcome (metrics.go): stored messages and latency on success, the code otherwise, unless
+// the reply was relayed from the leader (which counted it).
 func (n *Node) handleSend(ctx context.Context, conn *transport.Conn, req *transport.Command) *transport.Command {
+	start := time.Now()
+	resp, stored, relayed := n.send(ctx, conn, req)
+	switch {
+	case relayed:
+	case resp.Code == int16(transport.Success):
+		if stored != nil {
+			n.countPutTopic(stored.topic, stored.results)
+		}
+		observeSend(start)
+	default:
+		countSendFailure(resp.Code)
+	}
+	return resp
+}
+
+// storedSend is what a successful send stored through group commit.
+type storedSend struct {
+	topic   string // the producer's (a delayed or half message is stored under a system topic)
+	results []commitlog.AppendResult
+}
+
+// send handles a send: on a follower it forwards it to the leader (relayed reports whether
+// the reply came from there); on the leader it queues it for group commit and waits.
+func (n *Node) send(ctx context.Context, conn *transport.Conn, req *transport.Command) (resp *transport.Command, stored *storedSend, relayed bool) {
 	if err := n.serving(); err != nil {
-		return errorResponse(err)
+		return errorResponse(err), nil, false
 	}
 	if !n.IsLeader() {
-		return n.forward(ctx, req)
+		resp, relayed := n.forwardRelayed(ctx, req)
+		return resp, nil, relayed
 	}
 	if !n.leaderReady.Load() {
 		// Elected but still applying what earlier leaders committed: the topic table may be
 		// stale. The client retries (SERVICE_NOT_AVAILABLE).
-		return errorResponse(fmt.Errorf("%w: elected leader still catching up", ErrNoLeader))
+		return errorResponse(fmt.Errorf("%w: elected leader still catching up", ErrNoLeader)), nil, false
 	}
 	// The send slots bound the work of parsing, validating and queueing; a send waiting for
 	// its acknowledgement holds no slot (as RocketMQ's asynchronous put), so many senders can
@@ -161,21 +189,21 @@ func (n *Node) handleSend(ctx context.Context, conn *transport.Conn, req *transp
 	select {
 	case n.sendSem <- struct{}{}:
 	case <-ctx.Done():
-		return errorResponse(ErrShuttingDown)
+		return errorResponse(ErrShuttingDown), nil, false
 	}
 	req2, h, errResp := n.prepareSend(ctx, conn, req)
 	<-n.sendSem
 	if errResp != nil {
-		return errResp
+		return errResp, nil, false
 	}
 	results, err := n.waitSend(ctx, req2)
 	if errors.Is(err, ErrCommitTimeout) {
-		return n.commitTimeoutResponse(err)
+		return n.commitTimeoutResponse(err), nil, false
 	}
 	if err != nil {
-		return errorResponse(err)
+		return errorResponse(err), nil, false
 	}
-	resp := transport.NewResponse(transport.Success, "")
+	resp = transport.NewResponse(transport.Success, "")
 	ids := make([]string, len(results))
 	for i, r := range results {
 		ids[i] = r.MsgID
@@ -185,7 +213,7 @@ func (n *Node) handleSend(ctx context.Context, conn *transport.Conn, req *transp
 	resp.SetExt("queueOffset", strconv.FormatInt(results[0].QueueOffset, 10))
 	resp.SetExt(commitlog.PropertyMsgRegion, "DefaultRegion")
 	resp.SetExt(commitlog.PropertyTraceSwitch, "true")
-	return resp
+	return resp, &storedSend{topic: h.topic, results: results}, false
 }
 
 // prepareSend parses and validates a send and queues it for group commit.
@@ -296,7 +324,11 @@ func (n *Node) Append(ctx context.Context, msgs []*commitlog.Message) ([]commitl
 	if err != nil {
 		return nil, err
 	}
-	return n.waitSend(ctx, r)
+	results, err := n.waitSend(ctx, r)
+	if err == nil {
+		n.countPut(msgs, results) // metrics.go
+	}
+	return results, err
 }
 
 // waitSend waits for a queued send's outcome, at most the send timeout.
@@ -433,12 +465,18 @@ func (n *Node) leaderBrokerAddr() (string, raft.ServerID) {
 // retriable error when there is no leader (or it is unknown, or the request was already
 // forwarded once).
 func (n *Node) forward(ctx context.Context, req *transport.Command) *transport.Command {
+	resp, _ := n.forwardRelayed(ctx, req)
+	return resp
+}
+
+// forwardRelayed is forward; relayed reports whether the reply is the leader's.
+func (n *Node) forwardRelayed(ctx context.Context, req *transport.Command) (*transport.Command, bool) {
 	addr, id := n.leaderBrokerAddr()
 	if id == "" {
-		return errorResponse(ErrNoLeader)
+		return errorResponse(ErrNoLeader), false
 	}
 	if addr == "" || addr == n.addr || req.Ext(extForwarded) != "" {
-		return errorResponse(fmt.Errorf("%w; leader is %s", ErrNotLeader, id))
+		return errorResponse(fmt.Errorf("%w; leader is %s", ErrNotLeader, id)), false
 	}
 	fwd := &transport.Command{
 		Code: req.Code, Language: req.Language, Version: req.Version, Flag: req.Flag &^ transport.FlagOneway,
@@ -454,13 +492,13 @@ func (n *Node) forward(ctx context.Context, req *transport.Command) *transport.C
 	resp, err := n.client.Invoke(cctx, addr, fwd)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, transport.ErrTimeout) {
-			return transport.NewResponse(transport.SystemError, fmt.Sprintf("forwarded to leader %s (%s): no answer in time; outcome unknown", id, addr))
+			return transport.NewResponse(transport.SystemError, fmt.Sprintf("forwarded to leader %s (%s): no answer in time; outcome unknown", id, addr)), false
 		}
 		// The request may not have left: the leader is unreachable from here.
-		return transport.NewResponse(transport.ServiceNotAvailable, fmt.Sprintf("not leader; leader is %s (%s), forwarding failed: %v", id, addr, err))
+		return transport.NewResponse(transport.ServiceNotAvailable, fmt.Sprintf("not leader; leader is %s (%s), forwarding failed: %v", id, addr, err)), false
 	}
 	out := transport.NewResponse(transport.ResponseCode(resp.Code), resp.Remark)
 	out.ExtFields = resp.ExtFields
 	out.Body = resp.Body
-	return out
+	return out, true
 }

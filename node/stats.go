@@ -36,6 +36,8 @@ type stats struct {
 	// midnight; raftmq at the first sample after midnight, i.e. within a second).
 	putTodayMorning, putYesterdayMorning int64
 	getTodayMorning, getYesterdayMorning int64
+
+	metrics nodeMetrics // go-metrics labels and the metrics loop (metrics.go)
 }
 
 type statSample struct {
@@ -48,11 +50,13 @@ func (s *stats) init() {
 	s.samples = make([]statSample, 0, statsWindow+1)
 }
 
-// countGet records messages handed to consumers (the pull path calls it).
-func (n *Node) countGet(msgs, bytes int) {
+// countGet records messages handed to consumers from topic (the pull path calls it): the
+// runtime-info totals and the go-metrics counters.
+func (n *Node) countGet(topic string, msgs, bytes int) {
 	a := n.adminInit()
 	a.stats.getMsgs.Add(int64(msgs))
 	a.stats.getBytes.Add(int64(bytes))
+	n.countGetMetrics(topic, msgs, bytes)
 }
 
 // putTotal is the number of messages stored on this node: the sum of every queue's max offset.
@@ -181,11 +185,7 @@ func (n *Node) RuntimeInfo() map[string]string {
 	}
 	set("earliestMessageTimeStamp", earliest)
 	live := n.LiveConfig()
-	dir := live.StorePathCommitLog
-	if dir == "" {
-		dir = filepath.Join(live.StorePathRootDir, "commitlog")
-	}
-	if ratio, total, free, err := n.diskUsage(dir); err == nil {
+	if ratio, total, free, err := n.diskUsage(n.commitLogDir()); err == nil {
 		t["commitLogDiskRatio"] = strconv.FormatFloat(ratio, 'f', -1, 64)
 		if total > 0 {
 			t["commitLogDirCapacity"] = fmt.Sprintf("Total : %s, Free : %s.", humanBytes(total), humanBytes(free))
@@ -212,6 +212,15 @@ func (n *Node) RuntimeInfo() map[string]string {
 		}
 	}
 	return t
+}
+
+// commitLogDir is the directory of the commitlog files.
+func (n *Node) commitLogDir() string {
+	live := n.LiveConfig()
+	if live.StorePathCommitLog != "" {
+		return live.StorePathCommitLog
+	}
+	return filepath.Join(live.StorePathRootDir, "commitlog")
 }
 
 // diskUsage returns the used fraction of the file system holding dir (Options.DiskUsage when
