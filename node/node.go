@@ -235,6 +235,7 @@ func New(cfg Config, opts Options) (*Node, error) {
 	n.goFunc(n.offsets.run)
 	n.startFlows() // delayed delivery, transaction checks, TBW102 (delay.go)
 	n.goFunc(n.registerLoop)
+	n.startMetrics() // refresh the go-metrics gauges every MetricsInterval (metrics.go)
 	if n.cfg.FlushDiskType == AsyncFlush && n.raftLog != nil {
 		n.goFunc(n.raftLogSyncLoop)
 	}

@@ -18,6 +18,7 @@ func runNamesrv(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	confPath := fs.String("c", "", "namesrv.conf `file` (Java properties)")
 	printAll := fs.Bool("p", false, "print the effective config and exit")
 	listen := fs.String("listen", "", "listen `address` (overrides listenPort, e.g. 127.0.0.1:9876)")
+	adminAddr := fs.String("admin", "", "serve /livez, /readyz and /metrics (Prometheus) on this `address`, e.g. 127.0.0.1:9877")
 	debug := fs.Bool("debug", false, "debug logging")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
@@ -62,6 +63,14 @@ func runNamesrv(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	srv, err := namesrv.New(cfg)
 	if err != nil {
 		return err
+	}
+	if *adminAddr != "" {
+		admin, err := startNamesrvAdminHTTP(*adminAddr, srv, logger)
+		if err != nil {
+			_ = srv.Close(context.Background())
+			return err
+		}
+		defer admin.Close()
 	}
 	logger.Info("name server started", "addr", srv.Addr(), "version", version)
 	<-ctx.Done()
