@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/raftmq/raftmq/node"
 )
 
 func checkLatency(t *testing.T, what string, l Latency) {
@@ -136,9 +138,13 @@ func TestRunEmbeddedCounts(t *testing.T) {
 	cfg.Batch = 16
 	cfg.Workers = 2
 	cfg.Total = 1600
+	cfg.RaftLogStore = node.RaftLogWAL
 	sum, err = Run(ctx, cfg)
 	if err != nil {
 		t.Fatalf("producer Run: %v", err)
+	}
+	if !strings.Contains(sum.Durability, "Raft log in wal") {
+		t.Errorf("durability %q does not name the wal log store", sum.Durability)
 	}
 	if sum.Send == nil || sum.Send.OK+sum.Send.Failed != 1600 || sum.Send.OK == 0 || sum.Consume != nil {
 		t.Fatalf("producer summary: %+v", sum.Send)
@@ -161,6 +167,7 @@ func TestValidate(t *testing.T) {
 		{func(c *Config) { c.ReportInterval = time.Millisecond }, "ReportInterval"},
 		{func(c *Config) { c.FlushDiskType = "SOMETIMES" }, "FlushDiskType"},
 		{func(c *Config) { c.Total = -1 }, "Total"},
+		{func(c *Config) { c.RaftLogStore = "leveldb" }, "RaftLogStore"},
 	} {
 		cfg := DefaultConfig()
 		cfg.Embedded = true
