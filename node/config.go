@@ -128,11 +128,16 @@ type Config struct {
 	RaftSnapshotThreshold uint64           // raftSnapshotThreshold, 8192 entries
 	RaftTrailingLogs      uint64           // raftTrailingLogs, 10240 entries
 	RaftLogStore          RaftLogStoreKind // raftLogStore: boltdb (default) or wal
+	RaftLogStallTimeout   time.Duration    // raftLogStallTimeout, 15000 ms: a Raft log write in progress longer fences the node (watchdog.go); 0 = off
 	GroupCommitMaxBytes   int              // groupCommitMaxBytes: most bytes of messages in one Raft entry (a larger message goes alone), 1 MiB
 	GroupCommitMaxWait    time.Duration    // groupCommitMaxWait: longest a send waits for others to join its entry, 0 = no wait
 
 	AdminListenAddr string // adminListenAddr: HTTP address of /metrics, /livez, /readyz ("" = off)
 }
+
+// DefaultRaftLogStallTimeout is raftLogStallTimeout's default: far above any healthy fsync,
+// well below the time an operator takes to notice a group that stopped.
+const DefaultRaftLogStallTimeout = 15 * time.Second
 
 // DefaultDelayLevels is RocketMQ's messageDelayLevel default.
 const DefaultDelayLevels = "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h"
@@ -185,6 +190,7 @@ func DefaultConfig() Config {
 		RaftSnapshotInterval:              120 * time.Second,
 		RaftSnapshotThreshold:             8192,
 		RaftTrailingLogs:                  10240,
+		RaftLogStallTimeout:               DefaultRaftLogStallTimeout,
 		GroupCommitMaxBytes:               1 << 20,
 	}
 }
@@ -414,6 +420,9 @@ func (c *Config) Validate() error {
 	if c.RaftMaxAppendEntries < 1 || c.RaftMaxAppendEntries > 1024 {
 		return bad("raftMaxAppendEntries", "%d outside 1..1024", c.RaftMaxAppendEntries)
 	}
+	if c.RaftLogStallTimeout < 0 {
+		return bad("raftLogStallTimeout", "%v is negative (0 turns the stall watchdog off)", c.RaftLogStallTimeout)
+	}
 	if c.GroupCommitMaxBytes < 1 {
 		return bad("groupCommitMaxBytes", "%d is below 1 (a message larger than the cap travels alone)", c.GroupCommitMaxBytes)
 	}
@@ -457,6 +466,9 @@ func (c *Config) Warnings() []string {
 	}
 	if c.BrokerRole == RoleSlave && c.EnableDLegerCommitLog {
 		w = append(w, "brokerRole=SLAVE is ignored with enableDLegerCommitLog=true: roles follow Raft leadership")
+	}
+	if c.RaftLogStallTimeout > 0 && c.RaftLogStallTimeout < time.Second {
+		w = append(w, fmt.Sprintf("raftLogStallTimeout=%d ms: a node fences itself (until restarted) after one Raft log write that slow; a busy disk can take that long without being broken", c.RaftLogStallTimeout.Milliseconds()))
 	}
 	return w
 }

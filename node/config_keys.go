@@ -210,6 +210,7 @@ var keySpecs = []keySpec{
 	{name: "raftLogStore",
 		set: func(c *Config, v string) error { c.RaftLogStore = RaftLogStoreKind(strings.ToLower(v)); return nil },
 		get: func(c *Config) string { return string(c.RaftLogStore) }},
+	durKey("raftLogStallTimeout", time.Millisecond, false, func(c *Config) *time.Duration { return &c.RaftLogStallTimeout }),
 	intKey("groupCommitMaxBytes", false, func(c *Config) *int { return &c.GroupCommitMaxBytes }),
 	durKey("groupCommitMaxWait", time.Millisecond, false, func(c *Config) *time.Duration { return &c.GroupCommitMaxWait }),
 	strKey("adminListenAddr", true, func(c *Config) *string { return &c.AdminListenAddr }),

@@ -72,6 +72,7 @@ func TestParseConfig_InvalidValueNamesKey(t *testing.T) {
 		{"messageDelayLevel=1s 5x", "messageDelayLevel"},
 		{"dLegerPeers=n0:127.0.0.1", "dLegerPeers"},
 		{"fileReservedTime=-1", "fileReservedTime"},
+		{"raftLogStallTimeout=-1", "raftLogStallTimeout"},
 	} {
 		_, _, err := ParseConfig(tc.text, LoadOptions{Getenv: noEnv})
 		if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), tc.key) {
@@ -109,6 +110,7 @@ func TestValidate_RulesNameKey(t *testing.T) {
 			c.DLegerSelfID = "n3"
 		}},
 		{"raftElectionTimeout", func(c *Config) { c.RaftElectionTimeout = time.Millisecond }},
+		{"raftLogStallTimeout", func(c *Config) { c.RaftLogStallTimeout = -time.Second }},
 	} {
 		c := base()
 		tc.mutate(&c)
@@ -151,6 +153,34 @@ func TestRaftLogStoreKey(t *testing.T) {
 	}
 	if err := checkRaftLogStoreKind(dir, RaftLogBolt); err == nil || !strings.Contains(err.Error(), "raftLogStore=boltdb") {
 		t.Fatalf("bolt over a wal log: %v", err)
+	}
+}
+
+func TestRaftLogStallTimeoutKey(t *testing.T) {
+	c := DefaultConfig()
+	if c.RaftLogStallTimeout != 15*time.Second {
+		t.Fatalf("default raftLogStallTimeout = %v, want 15s", c.RaftLogStallTimeout)
+	}
+	if !strings.Contains(c.Properties(true), "raftLogStallTimeout=15000\n") {
+		t.Fatal("-p output lacks raftLogStallTimeout=15000")
+	}
+	for text, want := range map[string]time.Duration{"raftLogStallTimeout=1500": 1500 * time.Millisecond, "raftLogStallTimeout=0": 0} {
+		c, _, err := ParseConfig("brokerName=b\nbrokerIP1=127.0.0.1\nstorePathRootDir=/tmp/x\n"+text+"\n", LoadOptions{Getenv: noEnv})
+		if err != nil || c.RaftLogStallTimeout != want {
+			t.Fatalf("%s: %v, %v", text, c.RaftLogStallTimeout, err)
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("%s: Validate: %v", text, err)
+		}
+	}
+	c.BrokerName, c.BrokerIP1, c.StorePathRootDir = "b", "127.0.0.1", t.TempDir()
+	c.RaftLogStallTimeout = -time.Millisecond
+	if err := c.Validate(); !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "raftLogStallTimeout") {
+		t.Fatalf("negative: Validate = %v, want an error naming raftLogStallTimeout", err)
+	}
+	c.RaftLogStallTimeout = 200 * time.Millisecond
+	if w := strings.Join(c.Warnings(), "\n"); !strings.Contains(w, "raftLogStallTimeout=200 ms") {
+		t.Fatalf("no warning for a 200 ms stall timeout: %q", w)
 	}
 }
 

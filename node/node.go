@@ -74,6 +74,11 @@ type Options struct {
 	OffsetFlushInterval time.Duration // flushConsumerOffsetInterval: offsets proposed per interval, default 5 s
 	ClientExpiry        time.Duration // a client channel without heartbeat is dropped after this, default 120 s
 	LockExpiry          time.Duration // an orderly-consumer queue lock lapses without renewal, default 60 s
+	// WrapRaftLogStore is for tests and fault injection only (nil in production): it wraps the
+	// raft.LogStore methods of the node's Raft log store, e.g. with a StoreLogs that blocks. It
+	// sits inside the stall watchdog's wrapper (watchdog.go), so the watchdog sees what it does;
+	// Sync, Close and IsMonotonic still go to the real store.
+	WrapRaftLogStore func(raft.LogStore) raft.LogStore
 }
 
 func (o *Options) fill() {
@@ -117,10 +122,12 @@ type Node struct {
 
 	store     *commitlog.Log
 	fsm       *fsm.FSM
-	raftLog   raftLogStore          // bolt or WAL, behind the LogCache
+	raftLog   raftLogStore          // bolt or WAL (through logWatch), behind the LogCache
+	logWatch  *watchedLogStore      // the raft log store with its writes timed (watchdog.go)
 	stable    *raftboltdb.BoltStore // term and vote, always fsynced (nil when the bolt log file holds them)
 	snaps     raft.SnapshotStore
 	trans     raft.Transport
+	raftTrans *fencingTransport // trans as raft sees it: fenced after a stalled log write (watchdog.go)
 	raft      *raft.Raft
 	server    *transport.Server
 	mux       *transport.Mux
@@ -139,6 +146,7 @@ type Node struct {
 	wg         sync.WaitGroup
 
 	fatal       atomic.Pointer[error]
+	fenced      atomic.Pointer[error] // why the node fenced itself (watchdog.go); nil = not fenced
 	closing     atomic.Bool
 	closeOnce   sync.Once
 	closeErr    error
@@ -241,6 +249,9 @@ func New(cfg Config, opts Options) (*Node, error) {
 	}
 	if !n.cfg.EnableDLegerCommitLog && n.cfg.BrokerID > 0 {
 		n.goFunc(n.joinLoop)
+	}
+	if n.cfg.RaftLogStallTimeout > 0 {
+		n.goFunc(n.logStallWatchdog)
 	}
 	if cfg.EnableDLegerCommitLog && string(n.raftAddr) != cfg.RaftAddr() && opts.RaftTransport == nil {
 		n.log.Warn("the Raft transport uses this node's dLegerPeers address, not brokerIP2:haListenPort",
@@ -379,8 +390,11 @@ func (n *Node) Store() *commitlog.Log { return n.store }
 // Raft exposes the node's raft instance for tests and tools.
 func (n *Node) Raft() *raft.Raft { return n.raft }
 
-// IsLeader reports whether this node is the Raft leader.
-func (n *Node) IsLeader() bool { return n.raft != nil && n.raft.State() == raft.Leader }
+// IsLeader reports whether this node is the Raft leader. A fenced node (watchdog.go) is not,
+// whatever its stuck raft still says.
+func (n *Node) IsLeader() bool {
+	return n.raft != nil && n.fenced.Load() == nil && n.raft.State() == raft.Leader
+}
 
 // Close shuts the node down gracefully: a leader transfers leadership first, the node
 // unregisters from the name servers, then everything stops in reverse order of start.
@@ -400,7 +414,9 @@ func (n *Node) Abort() error {
 func (n *Node) shutdown(graceful bool) error {
 	n.closing.Store(true)
 	var errs []error
-	if graceful && n.raft != nil {
+	// A fenced node skips the graceful steps: its raft loop may be stuck in the stalled write
+	// (a leadership transfer would wait for it forever) and it has unregistered already.
+	if graceful && n.raft != nil && n.fenced.Load() == nil {
 		if n.offsets != nil && n.raft.State() == raft.Leader {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			if err := n.offsets.flush(ctx); err != nil {
@@ -483,6 +499,9 @@ func (n *Node) shutdown(graceful bool) error {
 func (n *Node) serving() error {
 	if p := n.fatal.Load(); p != nil {
 		return fmt.Errorf("%w: %v", ErrFatal, *p)
+	}
+	if p := n.fenced.Load(); p != nil {
+		return *p
 	}
 	if n.closing.Load() {
 		return ErrShuttingDown

@@ -57,7 +57,9 @@ func (n *Node) startRaft() error {
 		}
 		store = bolt
 	}
-	n.raftLog = store
+	// The stall watchdog (watchdog.go) times every write under the LogCache.
+	n.logWatch = newWatchedLogStore(store, n.opts.WrapRaftLogStore)
+	n.raftLog = n.logWatch
 	// Term and vote are always fsynced, whatever flushDiskType says: a node that forgot its
 	// vote after a crash could vote twice in one term (two leaders). With SYNC_FLUSH the bolt
 	// log file already syncs, so it holds them too; otherwise they get their own bolt file.
@@ -72,7 +74,7 @@ func (n *Node) startRaft() error {
 		n.stable = st
 		stable = st
 	}
-	logs, err := raft.NewLogCache(n.opts.LogCacheSize, store)
+	logs, err := raft.NewLogCache(n.opts.LogCacheSize, n.logWatch)
 	if err != nil {
 		return fmt.Errorf("node: raft log cache: %w", err)
 	}
@@ -104,6 +106,9 @@ func (n *Node) startRaft() error {
 		}
 		n.trans = t
 	}
+	// Raft gets the transport through the fence of the stall watchdog (watchdog.go).
+	var trans raft.Transport
+	trans, n.raftTrans = newFencingTransport(n.trans, n.shutdownCh)
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = n.serverID
@@ -134,13 +139,13 @@ func (n *Node) startRaft() error {
 	}
 	if !has {
 		if boot, ok := n.bootstrapConfiguration(); ok {
-			if err := raft.BootstrapCluster(rc, logs, stable, snaps, n.trans, boot); err != nil {
+			if err := raft.BootstrapCluster(rc, logs, stable, snaps, trans, boot); err != nil {
 				return fmt.Errorf("node: bootstrap raft group: %w", err)
 			}
 			n.log.Info("bootstrapped raft group", "servers", len(boot.Servers))
 		}
 	}
-	r, err := raft.NewRaft(rc, n.fsm, logs, stable, snaps, n.trans)
+	r, err := raft.NewRaft(rc, n.fsm, logs, stable, snaps, trans)
 	if err != nil {
 		return fmt.Errorf("node: start raft: %w", err)
 	}

@@ -92,9 +92,13 @@ func runBroker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // brokerHealth answers /livez and /readyz for a broker node: ready once the store has
 // recovered (New returned), a Raft leader is known, on the leader everything committed has
 // been applied, and a name server has accepted the node's registration in its current role.
+// A node fenced after a stalled Raft log write is never ready again (restart it).
 type brokerHealth struct{ n *node.Node }
 
 func (h brokerHealth) Ready() error {
+	if err := h.n.Fenced(); err != nil {
+		return err
+	}
 	st, err := h.n.GroupStatus()
 	if err != nil {
 		return err
