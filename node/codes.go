@@ -2,6 +2,7 @@ package node
 
 import (
 	"errors"
+	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -83,8 +84,13 @@ func errorResponse(err error) *transport.Command {
 // Elsewhere (DLedger groups) a leader that cannot reach a quorum may be deposed and its
 // uncommitted tail discarded, so the outcome is unknown: SYSTEM_ERROR, which the client
 // retries (at-least-once).
+//
+// "Stored on the master" needs the master's own log write to have finished: while a StoreLogs
+// has been running for a second or more (a stalling disk, before raftLogStallTimeout fences the
+// node) the entry may be on no disk at all, so the answer is SYSTEM_ERROR.
 func (n *Node) commitTimeoutResponse(err error) *transport.Command {
-	if !n.cfg.EnableDLegerCommitLog && n.cfg.BrokerRole == RoleSyncMaster && n.IsLeader() {
+	if !n.cfg.EnableDLegerCommitLog && n.cfg.BrokerRole == RoleSyncMaster && n.IsLeader() &&
+		(n.logWatch == nil || !n.logWatch.appendStalled(time.Second)) {
 		return transport.NewResponse(transport.FlushSlaveTimeout, "the slave did not acknowledge in time (SYNC_MASTER); stored on the master: "+err.Error())
 	}
 	return transport.NewResponse(transport.SystemError, "not acknowledged by a quorum in time; outcome unknown: "+err.Error())

@@ -55,6 +55,7 @@ var (
 	keyFSMApplied    = []string{"broker", "fsm", "applied_index"}
 	keyRaftLag       = []string{"broker", "raft", "lag"}
 	keyLeaderReady   = []string{"broker", "leader_ready"}
+	keyFenced        = []string{"broker", "fenced"}
 	keyDiskRatio     = []string{"broker", "commitlog", "disk_ratio"}
 	keyMinOffset     = []string{"broker", "commitlog", "min_offset"}
 	keyMaxOffset     = []string{"broker", "commitlog", "max_offset"}
@@ -77,6 +78,7 @@ func MetricDescriptions() []MetricDescription {
 		{keyGetMessages, "Messages returned to consumers by pulls, by topic."},
 		{keyGetBytes, "Bytes of the records returned to consumers by pulls, by topic."},
 		{keyPullLatency, "Seconds spent serving a pull, not counting the time it was held as a long poll."},
+		{keyFenced, "1 while the node is fenced because a Raft log write stalled past raftLogStallTimeout (it serves nothing until restarted), else 0."},
 		{keyPullRequests, "Pulls answered, by response code (SUCCESS, PULL_NOT_FOUND, PULL_RETRY_IMMEDIATELY, PULL_OFFSET_MOVED, errors)."},
 		{keyPullSuspended, "Long polls held right now."},
 		{keyRaftState, "1 for the node's current Raft state (Leader, Follower, Candidate, Shutdown), 0 for the others."},
@@ -234,11 +236,22 @@ func (n *Node) metricsLoop() {
 // disk usage and offsets. The metrics loop calls it every MetricsInterval; call it before
 // reading the sinks to get current values. It does nothing once the node is closing.
 func (n *Node) ReportMetrics() {
-	if n.serving() != nil || n.raft == nil {
+	if n.raft == nil {
 		return
 	}
 	m := n.nodeMetrics()
 	l := m.nodeLabels
+	if n.Fenced() != nil {
+		// A fenced node (its Raft log write stalled) serves nothing: say so, and zero the
+		// readiness gauge rather than leaving its last value standing.
+		metrics.SetGaugeWithLabels(keyFenced, 1, l)
+		metrics.SetGaugeWithLabels(keyLeaderReady, 0, l)
+		return
+	}
+	if n.serving() != nil {
+		return
+	}
+	metrics.SetGaugeWithLabels(keyFenced, 0, l)
 	state := n.raft.State()
 	for i, s := range raftStates {
 		v := float32(0)

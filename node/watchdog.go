@@ -162,6 +162,19 @@ func (w *watchedLogStore) inProgress(v int64) bool {
 	return false
 }
 
+// appendStalled reports whether a StoreLogs/StoreLog call has been in progress for at least d:
+// entries proposed since are not on this node's log yet.
+func (w *watchedLogStore) appendStalled(d time.Duration) bool {
+	now := time.Since(w.base)
+	for i := range w.slots {
+		v := w.slots[i].v.Load()
+		if op := logOp(v & (1<<opBits - 1)); v != 0 && (op == opStoreLogs || op == opStoreLog) && now-time.Duration(v>>opBits-1) >= d {
+			return true
+		}
+	}
+	return false
+}
+
 // describe decodes a slot value: the operation and how long it has been in progress.
 func (w *watchedLogStore) describe(v int64) (logOp, time.Duration) {
 	start := time.Duration(v>>opBits - 1)

@@ -133,6 +133,39 @@ func TestWatchedLogStore_OldestInProgress(t *testing.T) {
 	}
 }
 
+// TestWatchedLogStore_AppendStalled: only a StoreLogs in progress for at least d counts (it
+// decides whether a SYNC_MASTER may answer FLUSH_SLAVE_TIMEOUT, "stored on the master").
+func TestWatchedLogStore_AppendStalled(t *testing.T) {
+	s := newGatedStore(opStoreLogs, opSync)
+	w := newWatchedLogStore(s, nil)
+	if w.appendStalled(0) {
+		t.Fatal("idle store reports a stalled append")
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = w.Sync() }()
+	<-s.entered
+	time.Sleep(20 * time.Millisecond)
+	if w.appendStalled(10 * time.Millisecond) {
+		t.Fatal("a Sync in progress counts as a stalled append")
+	}
+	go func() { defer wg.Done(); _ = w.StoreLogs([]*raft.Log{{Index: 1, Term: 1}}) }()
+	<-s.entered
+	if w.appendStalled(time.Hour) {
+		t.Fatal("a just-started append counts as stalled for an hour")
+	}
+	time.Sleep(20 * time.Millisecond)
+	if !w.appendStalled(10 * time.Millisecond) {
+		t.Fatal("a StoreLogs in progress for 20ms is not stalled for 10ms")
+	}
+	close(s.gates[opStoreLogs])
+	close(s.gates[opSync])
+	wg.Wait()
+	if w.appendStalled(0) {
+		t.Fatal("returned append still reported")
+	}
+}
+
 // TestWatchedLogStore_MoreCallsThanSlots: calls beyond the slots pass through untracked and the
 // oldest is still reported.
 func TestWatchedLogStore_MoreCallsThanSlots(t *testing.T) {
