@@ -165,14 +165,10 @@ func orDefault(s, d string) string {
 	return s
 }
 
-// registerAll registers once with every name server and returns the master address learnt
-// from the replies (for classic slaves).
-func (n *Node) registerAll() (masterAddr string) {
-	if len(n.cfg.NamesrvAddr) == 0 || n.serving() != nil {
-		return ""
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
+// boundedContext is a context cancelled after d or when the node shuts down, whichever comes
+// first, for name-server calls that must neither hang nor outlive Close.
+func (n *Node) boundedContext(d time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	go func() {
 		select {
 		case <-n.shutdownCh:
@@ -180,6 +176,17 @@ func (n *Node) registerAll() (masterAddr string) {
 		case <-ctx.Done():
 		}
 	}()
+	return ctx, cancel
+}
+
+// registerAll registers once with every name server and returns the master address learnt
+// from the replies (for classic slaves).
+func (n *Node) registerAll() (masterAddr string) {
+	if len(n.cfg.NamesrvAddr) == 0 || n.serving() != nil {
+		return ""
+	}
+	ctx, cancel := n.boundedContext(3 * time.Second)
+	defer cancel()
 	req := n.registerRequest()
 	accepted := false
 	defer func() {

@@ -1,7 +1,6 @@
 package node
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -327,15 +326,8 @@ func (n *Node) unregisterFenced(reg int64) {
 	if reg == 0 || len(n.cfg.NamesrvAddr) == 0 || n.client == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	ctx, cancel := n.boundedContext(3 * time.Second)
 	defer cancel()
-	go func() {
-		select {
-		case <-n.shutdownCh:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	errs := namesrv.UnregisterAll(ctx, n.client, n.cfg.NamesrvAddr, namesrv.UnregisterBrokerRequest{
 		ClusterName: n.cfg.BrokerClusterName, BrokerName: n.cfg.BrokerName, BrokerAddr: n.addr, BrokerID: reg - 1,
 	})
