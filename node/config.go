@@ -81,6 +81,7 @@ type Config struct {
 
 	MessageDelayLevel        []time.Duration // messageDelayLevel "1s 5s ... 2h"
 	TransactionTimeout       time.Duration   // transactionTimeOut, 6000 ms
+	RejectTransactionMessage bool            // rejectTransactionMessage, false: refuse transactional (half) messages with NO_PERMISSION
 	TransactionCheckMax      int             // transactionCheckMax, 15
 	TransactionCheckInterval time.Duration   // transactionCheckInterval, 60000 ms
 

@@ -137,6 +137,7 @@ var keySpecs = []keySpec{
 			return nil
 		},
 		get: func(c *Config) string { return formatDelayLevels(c.MessageDelayLevel) }},
+	boolKey("rejectTransactionMessage", false, func(c *Config) *bool { return &c.RejectTransactionMessage }),
 	durKey("transactionTimeOut", time.Millisecond, false, func(c *Config) *time.Duration { return &c.TransactionTimeout }),
 	intKey("transactionCheckMax", false, func(c *Config) *int { return &c.TransactionCheckMax }),
 	durKey("transactionCheckInterval", time.Millisecond, false, func(c *Config) *time.Duration { return &c.TransactionCheckInterval }),
@@ -253,7 +254,7 @@ var ignoredKeys = map[string]struct{}{
 	"waitTimeMillsInHeartbeatQueue": {}, "waitTimeMillsInTransactionQueue": {}, "osPageCacheBusyTimeOutMills": {},
 	"sendThreadPoolQueueCapacity": {}, "pullThreadPoolQueueCapacity": {}, "fetchNamesrvAddrByAddressServer": {},
 	"aclEnable": {}, "enableDetailStat": {}, "traceTopicEnable": {}, "msgTraceTopicName": {},
-	"clusterTopicEnable": {}, "brokerTopicEnable": {}, "rejectTransactionMessage": {}, "storeReplyMessageEnable": {},
+	"clusterTopicEnable": {}, "brokerTopicEnable": {}, "storeReplyMessageEnable": {},
 	"registerBrokerTimeoutMills": {}, "checkCRCOnRecover": {}, "messageIndexEnable": {}, "messageIndexSafe": {},
 	"accessMessageInMemoryMaxRatio": {}, "duplicationEnable": {}, "diskFallRecorded": {}, "flushDelayOffsetInterval": {},
 	"offsetCheckInSlave": {}, "debugLockEnable": {}, "serverWorkerThreads": {}, "serverSelectorThreads": {},

@@ -277,6 +277,9 @@ func (n *Node) prepareSend(ctx context.Context, conn *transport.Conn, req *trans
 			m.Properties = message.DeleteProperty(m.Properties, commitlog.PropertyDelayLevel)
 		}
 		if isHalf(m) {
+			if n.cfg.RejectTransactionMessage {
+				return nil, h, errorResponse(fmt.Errorf("%w: the broker[%s] sending transaction message is forbidden (rejectTransactionMessage=true)", ErrNoPermission, n.cfg.BrokerIP1))
+			}
 			if err := n.toHalf(m, h.producerGroup); err != nil {
 				return nil, h, errorResponse(err)
 			}

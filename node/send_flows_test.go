@@ -480,3 +480,20 @@ func TestTransaction_CommitRollbackAndBackCheck(t *testing.T) {
 	})
 	c.EnsureSame(t)
 }
+
+// rejectTransactionMessage=true refuses half messages with NO_PERMISSION, as RocketMQ does;
+// ordinary sends go on.
+func TestTransaction_RejectTransactionMessage(t *testing.T) {
+	c := testcluster.New(t, 1, testcluster.Quiet(), testcluster.WithConfig(func(i int, cfg *node.Config) {
+		cfg.RejectTransactionMessage = true
+	}))
+	l := c.Leader(t)
+	req := sendReq(c.Topic, 0, []byte("tx"), "TRAN_MSG\x01true\x02PGROUP\x01txpg")
+	req.ExtFields["sysFlag"] = strconv.Itoa(commitlog.TxPreparedType)
+	req.ExtFields["producerGroup"] = "txpg"
+	r := invoke(t, c.Client(), l.Addr(), req)
+	if r.Code != int16(transport.NoPermission) || !strings.Contains(r.Remark, "rejectTransactionMessage") {
+		t.Fatalf("half message: code %d remark %q, want NO_PERMISSION naming rejectTransactionMessage", r.Code, r.Remark)
+	}
+	mustSucceed(t, invoke(t, c.Client(), l.Addr(), sendReq(c.Topic, 0, []byte("plain"), "")), nil)
+}
