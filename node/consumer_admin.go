@@ -111,7 +111,8 @@ func (n *Node) handleConsumeStats(ctx context.Context, conn *transport.Conn, req
 			return transport.NewResponse(transport.TopicNotExist, fmt.Sprintf("topic[%s] not exist", topic))
 		}
 	}
-	stats := body.ConsumeStats{OffsetTable: map[body.MessageQueue]body.OffsetWrapper{}}
+	stats := body.ConsumeStats{OffsetTable: map[body.MessageQueue]body.OffsetWrapper{},
+		ConsumeTps: n.adminInit().stats.groups.tps(group, topic, time.Now())}
 	for _, st := range n.ConsumeStats(group, topic) {
 		stats.OffsetTable[n.queue(st.Topic, st.QueueID)] = body.OffsetWrapper{
 			BrokerOffset: st.BrokerOffset, ConsumerOffset: st.ConsumerOffset, LastTimestamp: st.LastTimestamp}

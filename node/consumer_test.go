@@ -484,6 +484,24 @@ func TestConsumer_Cluster(t *testing.T) {
 		}
 	})
 
+	t.Run("ConsumeTpsCountsPulls", func(t *testing.T) {
+		l := c.Leader(t)
+		for i := range 5 {
+			sendTag(t, c, c.Topic, 1, "tps-"+strconv.Itoa(i), "A")
+		}
+		req := pullReq(c.Topic, 1, 0, 32, 0, "*")
+		req.ExtFields["consumerGroup"] = "cg-tps"
+		mustSucceed(t, invoke(t, cl, l.Addr(), req), nil)
+		r := invoke(t, cl, l.Addr(), transport.NewRequest(transport.GetConsumeStats, map[string]string{"consumerGroup": "cg-tps"}, nil))
+		mustSucceed(t, r, nil)
+		var st struct {
+			ConsumeTps float64 `json:"consumeTps"`
+		}
+		if i := strings.Index(string(r.Body), `"offsetTable"`); i < 0 || json.Unmarshal([]byte(string(r.Body)[:i-1]+"}"), &st) != nil || st.ConsumeTps <= 0 {
+			t.Fatalf("consumeTps after a pull of 5+ messages: %s", r.Body)
+		}
+	})
+
 	t.Run("ResetByTimeSeenByOnlineConsumer", func(t *testing.T) {
 		const group = "cg-reset"
 		l := c.Leader(t)

@@ -240,7 +240,7 @@ func (n *Node) pull(ctx context.Context, conn *transport.Conn, req *transport.Co
 				body = append(body, b...)
 			}
 			resp.Body = body
-			n.countGet(h.topic, len(res.Buffers), res.TotalBytes) // runtime stats and metrics (stats.go)
+			n.countGet(h.group, h.topic, len(res.Buffers), res.TotalBytes) // runtime stats and metrics (stats.go)
 		} else {
 			resp.Remark = res.Status.String()
 		}

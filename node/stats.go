@@ -38,6 +38,7 @@ type stats struct {
 	getTodayMorning, getYesterdayMorning int64
 
 	metrics nodeMetrics // go-metrics labels and the metrics loop (metrics.go)
+	groups  groupRates  // messages pulled per consumer group and topic: consumeTps (consume_rate.go)
 }
 
 type statSample struct {
@@ -52,8 +53,9 @@ func (s *stats) init() {
 
 // countGet records messages handed to consumers from topic (the pull path calls it): the
 // runtime-info totals and the go-metrics counters.
-func (n *Node) countGet(topic string, msgs, bytes int) {
+func (n *Node) countGet(group, topic string, msgs, bytes int) {
 	a := n.adminInit()
+	a.stats.groups.add(group, topic, msgs, time.Now())
 	a.stats.getMsgs.Add(int64(msgs))
 	a.stats.getBytes.Add(int64(bytes))
 	n.countGetMetrics(topic, msgs, bytes)
