@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -384,10 +385,23 @@ func (t *RouteTable) ConnClosed(id uint64) []string {
 // Expire removes brokers whose last registration is older than their expiry
 // and returns their addresses.
 func (t *RouteTable) Expire() []string {
+	gone, _ := t.ExpireConns()
+	return gone
+}
+
+// ExpireConns is Expire that also returns the connections the expired brokers
+// registered over and that no remaining broker uses, for the server to close
+// (as RocketMQ closes an expired broker's channel: a half-open connection
+// does not linger until its idle timeout).
+func (t *RouteTable) ExpireConns() (gone []string, conns []uint64) {
 	now := t.cfg.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var gone []string
+	defer func() {
+		for _, li := range t.live {
+			conns = slices.DeleteFunc(conns, func(id uint64) bool { return id == li.connID })
+		}
+	}()
 	for _, li := range t.live {
 		exp := li.expiry
 		if exp <= 0 {
@@ -395,12 +409,15 @@ func (t *RouteTable) Expire() []string {
 		}
 		if now.Sub(li.lastUpdate) >= exp {
 			gone = append(gone, li.addr)
+			if li.connID != 0 && !slices.Contains(conns, li.connID) {
+				conns = append(conns, li.connID)
+			}
 			t.removeLocked(li, "")
 			t.log.Warn("namesrv: broker expired", "addr", li.addr, "brokerName", li.brokerName,
 				"brokerId", li.brokerID, "silentFor", now.Sub(li.lastUpdate).String())
 		}
 	}
-	return gone
+	return gone, conns
 }
 
 // QueryDataVersion reports whether dv differs from the version the table

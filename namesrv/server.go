@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -114,7 +115,22 @@ func (s *Server) scanLoop() {
 		case <-s.stop:
 			return
 		case <-t.C:
-			s.scanned(s.table.Expire()) // metrics.go
+			gone, conns := s.table.ExpireConns()
+			s.scanned(gone) // metrics.go
+			s.closeConns(conns)
+		}
+	}
+}
+
+// closeConns closes the connections with the given ids (expired brokers').
+func (s *Server) closeConns(ids []uint64) {
+	if len(ids) == 0 {
+		return
+	}
+	for _, c := range s.ts.Conns() {
+		if slices.Contains(ids, c.ID()) {
+			s.log.Info("namesrv: closing an expired broker's connection", "conn", c.ID(), "remote", c.RemoteAddr())
+			_ = c.Close()
 		}
 	}
 }

@@ -215,6 +215,11 @@ func TestServer_Expiry(t *testing.T) {
 	if _, err := RegisterBroker(ctxT(t), c, s.Addr(), brokerReq("b1", "a:1", 0, 1, tc("T1", 4))); err != nil {
 		t.Fatal(err)
 	}
+	conns := s.ts.Conns()
+	if len(conns) != 1 {
+		t.Fatalf("%d connections after one registration", len(conns))
+	}
+	regConn := conns[0].ID()
 	// The connection stays open; only the expiry removes the broker.
 	waitFor(t, "broker expired", func() bool {
 		_, err := GetRouteInfo(ctxT(t), c, s.Addr(), "T1")
@@ -223,6 +228,16 @@ func TestServer_Expiry(t *testing.T) {
 	if s.Table().Brokers() != 0 {
 		t.Fatal("broker still live after expiry")
 	}
+	// And the name server closes the expired broker's connection, as RocketMQ does (the
+	// client reconnects for its next call).
+	waitFor(t, "expired broker's connection closed", func() bool {
+		for _, cn := range s.ts.Conns() {
+			if cn.ID() == regConn {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 func TestServer_LateUnregister(t *testing.T) {
