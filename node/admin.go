@@ -75,6 +75,11 @@ func (n *Node) GroupStatus() (GroupStatus, error) {
 	if st.CommitIndex > st.FSMApplied {
 		st.Lag = st.CommitIndex - st.FSMApplied
 	}
+	if n.Fenced() != nil {
+		// Raft may still believe it leads (its loop is stuck in the stalled write); the node
+		// serves nothing and its peers have moved on.
+		st.State = "Fenced"
+	}
 	addrs := map[string]string{}
 	for _, m := range n.fsm.Members() {
 		addrs[m.ServerID] = m.BrokerAddr

@@ -121,6 +121,9 @@ func TestCluster_LeaderLogStallFencesLeader(t *testing.T) {
 	if old.IsLeader() || old.LeaderReady() {
 		t.Fatalf("fenced node: leader %v, ready %v", old.IsLeader(), old.LeaderReady())
 	}
+	if gs, err := old.GroupStatus(); err != nil || gs.State != "Fenced" {
+		t.Fatalf("fenced node's group status: state %q, %v", gs.State, err)
+	}
 	testcluster.Eventually(t, 5*time.Second, func() error {
 		if old.Registered() {
 			return errors.New("the fenced node still counts as registered")
