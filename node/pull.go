@@ -210,26 +210,23 @@ func (n *Node) pull(ctx context.Context, conn *transport.Conn, req *transport.Co
 			t := time.NewTimer(time.Until(deadline))
 			n.consumers.heldPulls.Add(1)
 			holdStart := time.Now()
+			unhold := func() { n.consumers.heldPulls.Add(-1); *held += time.Since(holdStart) }
 			select {
 			case <-wait:
 				t.Stop()
-				n.consumers.heldPulls.Add(-1)
-				*held += time.Since(holdStart)
+				unhold()
 				continue
 			case <-t.C:
-				n.consumers.heldPulls.Add(-1)
-				*held += time.Since(holdStart)
+				unhold()
 				deadline = time.Time{} // one last look, then answer
 				continue
 			case <-ctx.Done():
 				t.Stop()
-				n.consumers.heldPulls.Add(-1)
-				*held += time.Since(holdStart)
+				unhold()
 				return transport.NewResponse(transport.ServiceNotAvailable, "connection closing")
 			case <-n.shutdownCh:
 				t.Stop()
-				n.consumers.heldPulls.Add(-1)
-				*held += time.Since(holdStart)
+				unhold()
 				return errorResponse(ErrShuttingDown)
 			}
 		}
