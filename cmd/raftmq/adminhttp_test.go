@@ -110,22 +110,26 @@ func TestAdminHTTPMetrics(t *testing.T) {
 		t.Logf("/metrics:\n%s", body)
 	}
 
-	code, ct, body = httpGet(t, base+"/metrics?format=json")
-	if code != http.StatusOK || ct != "application/json" {
-		t.Fatalf("/metrics?format=json: %d %q", code, ct)
-	}
-	var summary struct {
-		Counters []struct{ Name string }
-	}
-	if err := json.Unmarshal([]byte(body), &summary); err != nil {
-		t.Fatalf("json: %v\n%s", err, body)
-	}
+	// go-metrics' in-memory view shows the last complete 10 s interval once there are two: a
+	// send in the current interval appears when it completes, so look for up to 25 s.
 	found := false
-	for _, c := range summary.Counters {
-		found = found || c.Name == "raftmq.broker.put.messages.total"
-	}
-	if !found {
-		t.Errorf("JSON counters lack raftmq.broker.put.messages.total: %s", body)
+	for deadline := time.Now().Add(25 * time.Second); !found; time.Sleep(250 * time.Millisecond) {
+		code, ct, body = httpGet(t, base+"/metrics?format=json")
+		if code != http.StatusOK || ct != "application/json" {
+			t.Fatalf("/metrics?format=json: %d %q", code, ct)
+		}
+		var summary struct {
+			Counters []struct{ Name string }
+		}
+		if err := json.Unmarshal([]byte(body), &summary); err != nil {
+			t.Fatalf("json: %v\n%s", err, body)
+		}
+		for _, c := range summary.Counters {
+			found = found || c.Name == "raftmq.broker.put.messages.total"
+		}
+		if !found && time.Now().After(deadline) {
+			t.Fatalf("JSON counters lack raftmq.broker.put.messages.total: %s", body)
+		}
 	}
 
 	if code, _, body := httpGet(t, base+"/metrics?format=xml"); code != http.StatusBadRequest {
