@@ -85,4 +85,13 @@
 //
 // Note that a damaged record inside the last segment is indistinguishable from a torn
 // write and is cut, with everything after it, like one.
+//
+// # Page cache
+//
+// The log is written once and read back only when a follower is too far behind for
+// raft's log cache, or at a restart. Once a range is durable the Store asks the kernel to
+// drop it from the page cache (POSIX_FADV_DONTNEED): after each Sync for all of the active
+// segment but its last MiB, every 8 MiB with NoSync false, and a sealed segment whole at
+// its roll. The page cache then serves what is read (a broker's commitlog) instead of
+// holding a second copy of every message. Reads of a dropped range go to the disk.
 package raftlog

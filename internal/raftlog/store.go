@@ -52,8 +52,9 @@ type segment struct {
 	first   uint64
 	path    string
 	f       *os.File
-	offsets []int64 // offsets[i] is the file offset of the record of entry first+i
-	size    int64   // end of the last whole record: where the next record goes
+	offsets []int64      // offsets[i] is the file offset of the record of entry first+i
+	size    int64        // end of the last whole record: where the next record goes
+	dropped atomic.Int64 // page cache below this offset has been dropped (dropCache)
 }
 
 // lastIndex is the index of the segment's last entry; the segment must not be empty.
@@ -370,7 +371,11 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 		s.first = logs[0].Index
 	}
 	s.last = logs[len(logs)-1].Index
+	size := g.size
 	s.mu.Unlock()
+	if !s.opts.NoSync && size-g.dropped.Load() >= dropEvery {
+		g.dropCache(size - cacheKeep) // synced above
+	}
 	return nil
 }
 
@@ -384,6 +389,9 @@ func (s *Store) newSegment(prev *segment, first uint64) (*segment, error) {
 		if err := fdatasync(prev.f); err != nil {
 			return nil, fmt.Errorf("raftlog: sync segment %s before roll: %w", prev.path, err)
 		}
+	}
+	if prev != nil {
+		prev.dropCache(prev.size + pageSize) // past the end, to take the last partial page
 	}
 	path := filepath.Join(s.dir, segmentName(first))
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
@@ -498,6 +506,9 @@ func (s *Store) truncateTail(min uint64) error {
 		cut = g.offsets[i]
 		g.offsets = g.offsets[:i]
 		g.size = cut
+		if g.dropped.Load() > cut {
+			g.dropped.Store(cut &^ (pageSize - 1)) // records written there are cached again
+		}
 	}
 	s.last = min - 1
 	s.mu.Unlock()
@@ -552,8 +563,10 @@ func (s *Store) Sync() error {
 		return ErrClosed
 	}
 	var g *segment
+	var size int64
 	if n := len(s.segs); n > 0 {
 		g = s.segs[n-1]
+		size = g.size
 	}
 	s.mu.RUnlock()
 	if p := s.failed.Load(); p != nil {
@@ -578,8 +591,46 @@ func (s *Store) Sync() error {
 		// could report success for lost data, so the store stops accepting writes.
 		return s.fail(fmt.Errorf("raftlog: sync segment %s: %w", g.path, err))
 	}
+	g.dropCache(size - cacheKeep)
 	return nil
 }
+
+const (
+	// cacheKeep is how much of the active segment's durable tail stays in the page cache
+	// when the rest is dropped.
+	cacheKeep = 1 << 20
+	// dropEvery is how much durable data accumulates in the page cache, with NoSync
+	// false, before StoreLogs drops it (one fadvise per dropEvery bytes, not per call).
+	dropEvery = 8 << 20
+)
+
+// dropCache tells the kernel to evict the segment's cached pages below end, which must
+// be durable: the kernel drops only clean pages, so a range still being written back
+// would just stay. The log is written once and read back only for a follower too far
+// behind for raft's log cache, or at a restart, while a broker's page cache is what
+// consumers read the commitlog from: cached log pages would double the memory a broker
+// needs for the same hit rate, and on a VM every new page-cache page costs the host a
+// fault (docs/BENCHMARKS.md, round 6). Best effort: a file system that ignores
+// POSIX_FADV_DONTNEED (tmpfs) keeps its pages. It may run concurrently with StoreLogs;
+// dropped only moves back on a truncation.
+func (g *segment) dropCache(end int64) {
+	from := g.dropped.Load()
+	if end <= from {
+		return
+	}
+	rc, err := g.f.SyscallConn()
+	if err != nil {
+		return
+	}
+	_ = rc.Control(func(fd uintptr) {
+		// The kernel drops whole pages only: a page straddling end stays, and dropped
+		// stops at its start so that the next call takes it.
+		_ = unix.Fadvise(int(fd), from, end-from, unix.FADV_DONTNEED)
+	})
+	g.dropped.Store(end &^ (pageSize - 1))
+}
+
+var pageSize = int64(os.Getpagesize())
 
 // Close syncs the active segment (when NoSync is set) and closes every file. Later calls
 // to any method, Close included, return ErrClosed.
