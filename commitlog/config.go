@@ -19,6 +19,10 @@ const (
 	DefaultMappedFileSizeConsumeQueue = 300000 * CQEntrySize
 	DefaultDiskMaxUsedSpaceRatio      = 75
 	DefaultJournalEntries             = 4096
+	// DefaultPageCacheKeep is Config.PageCacheKeep's default: the flushed tail
+	// of the commitlog that stays in the page cache for consumers reading
+	// near the head.
+	DefaultPageCacheKeep int64 = 256 << 20
 )
 
 // DefaultDelayLevels is RocketMQ's messageDelayLevel
@@ -62,6 +66,15 @@ type Config struct {
 	DiskMaxUsedSpaceRatio int           // diskMaxUsedSpaceRatio, percent, default 75
 	RetentionInterval     time.Duration // cleanResourceInterval, how often retention runs, default 10s
 	DiskCheckInterval     time.Duration // how often the disk guard runs statfs, default 2s
+
+	// PageCacheKeep (commitLogPageCacheKeep) is how many bytes behind the
+	// flushed position stay in the page cache: after each flush the pages of
+	// older, durable commitlog data are dropped from the mapping and from
+	// the page cache (drop-behind, see DESIGN.md), so a broker's cache holds
+	// the hot tail instead of growing with every byte written. Zero means
+	// DefaultPageCacheKeep; a negative value never drops (the kernel's LRU
+	// decides alone).
+	PageCacheKeep int64
 
 	DelayLevels []time.Duration // messageDelayLevel, default DefaultDelayLevels()
 	Index       IndexConfig     // maxHashSlotNum / maxIndexNum
@@ -135,6 +148,9 @@ func (c *Config) setDefaults() {
 	intDef(&c.DiskMaxUsedSpaceRatio, DefaultDiskMaxUsedSpaceRatio)
 	durDef(&c.RetentionInterval, 10*time.Second)
 	durDef(&c.DiskCheckInterval, 2*time.Second)
+	if c.PageCacheKeep == 0 {
+		c.PageCacheKeep = DefaultPageCacheKeep
+	}
 	if len(c.DelayLevels) == 0 {
 		c.DelayLevels = DefaultDelayLevels()
 	}

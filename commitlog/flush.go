@@ -113,7 +113,38 @@ func (l *Log) flushCommitLog(force bool) error {
 		return err
 	}
 	l.ckpt = c
+	l.dropFlushedCache(end)
 	return nil
+}
+
+// dropFlushedCache drops the page cache of the commitlog below
+// flushed-PageCacheKeep (drop-behind). Written once and read mostly near the
+// head, a commitlog would otherwise grow the page cache by every byte
+// appended until the kernel reclaims it: memory another broker or the
+// consumers' hot tail could use, and on a VM that hands free memory back to
+// its host, a host fault for every fresh page (docs/BENCHMARKS.md, round 6).
+// The caller holds ckptMu, which serializes the drops.
+func (l *Log) dropFlushedCache(flushed int64) {
+	keep := l.cfg.PageCacheKeep
+	if keep < 0 {
+		return
+	}
+	limit := flushed - keep
+	l.mu.RLock()
+	var segs []*mappedFile
+	for _, s := range l.segments {
+		if s.start >= limit {
+			break
+		}
+		if s.start+s.dropped.Load()+pageSize <= min(limit, s.end()) && s.acquire() {
+			segs = append(segs, s)
+		}
+	}
+	l.mu.RUnlock()
+	for _, s := range segs {
+		s.dropCache(limit)
+		s.release()
+	}
 }
 
 type cqFlushJob struct {

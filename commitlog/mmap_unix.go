@@ -45,6 +45,22 @@ func msyncRange(b []byte, from, to int64) error {
 	return unix.Msync(b[start:to], unix.MS_SYNC)
 }
 
+// dropPages drops b[from:to] (page-aligned offsets into f, mapped whole as b)
+// from this process's page tables and the clean pages of that range from the
+// page cache. On a shared file mapping MADV_DONTNEED loses no data: a later
+// access faults the page in again from the page cache or the file. Best
+// effort: a file system that ignores POSIX_FADV_DONTNEED keeps its pages.
+func dropPages(f *os.File, b []byte, from, to int64) {
+	if to > int64(len(b)) {
+		to = int64(len(b)) &^ (pageSize - 1)
+	}
+	if to <= from {
+		return
+	}
+	_ = unix.Madvise(b[from:to], unix.MADV_DONTNEED)
+	_ = unix.Fadvise(int(f.Fd()), from, to-from, unix.FADV_DONTNEED)
+}
+
 // preallocate reserves size bytes for f so later writes through the mapping
 // need no block allocation and fdatasync no size metadata. It falls back to
 // ftruncate where fallocate is not supported.

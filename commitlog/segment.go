@@ -29,6 +29,9 @@ type mappedFile struct {
 	refs  atomic.Int64
 	// removeOnFree deletes the file when the last reference goes.
 	removeOnFree atomic.Bool
+	// dropped is how far (from data[0], page-aligned) the page cache of the
+	// file has been dropped by dropCache; a rewrite below it moves it back.
+	dropped atomic.Int64
 }
 
 // fileName is the 20-digit zero-padded decimal RocketMQ uses.
@@ -116,8 +119,36 @@ func (m *mappedFile) sync(from, to int64) error {
 	return nil
 }
 
+// dropCache drops the cached pages of the file below the absolute offset
+// end, from where the last call stopped. The range must be durable: the
+// kernel keeps dirty pages, so an unflushed range would only stay cached.
+// Callers serialize dropCache calls (the flush holds ckptMu); a concurrent
+// rewrite that moved the mark back wins, so its pages are dropped next time.
+func (m *mappedFile) dropCache(end int64) {
+	from := m.dropped.Load()
+	to := (min(end, m.end()) - m.start) &^ (pageSize - 1)
+	if to <= from {
+		return
+	}
+	dropPages(m.f, m.data, from, to)
+	m.dropped.CompareAndSwap(from, to)
+}
+
+// undrop moves the drop mark back to the absolute offset off, so pages
+// written again from there are dropped by a later dropCache.
+func (m *mappedFile) undrop(off int64) {
+	rel := (max(off, m.start) - m.start) &^ (pageSize - 1)
+	for {
+		d := m.dropped.Load()
+		if d <= rel || m.dropped.CompareAndSwap(d, rel) {
+			return
+		}
+	}
+}
+
 // zero makes the absolute range [from, to) zero (not synced).
 func (m *mappedFile) zero(from, to int64) error {
+	m.undrop(from)
 	from = max(from, m.start) - m.start
 	to = min(to, m.end()) - m.start
 	if err := zeroRange(m.f, m.data, from, to); err != nil {

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/magiconair/properties"
+
+	"github.com/raftmq/raftmq/commitlog"
 )
 
 // Role is RocketMQ's brokerRole.
@@ -111,6 +113,7 @@ type Config struct {
 	FlushConsumeQueueThoroughInterval time.Duration // flushConsumeQueueThoroughInterval, 60000 ms
 	MaxHashSlotNum                    int           // maxHashSlotNum, 5000000
 	MaxIndexNum                       int           // maxIndexNum, 20000000
+	CommitLogPageCacheKeep            int64         // commitLogPageCacheKeep (raftmq), 256 MiB: flushed commitlog bytes behind the head kept in the page cache, older pages dropped; -1 = never drop
 
 	// DLedger keys.
 	EnableDLegerCommitLog bool   // enableDLegerCommitLog, false
@@ -182,6 +185,7 @@ func DefaultConfig() Config {
 		FlushConsumeQueueThoroughInterval: 60 * time.Second,
 		MaxHashSlotNum:                    5000000,
 		MaxIndexNum:                       5000000 * 4,
+		CommitLogPageCacheKeep:            commitlog.DefaultPageCacheKeep,
 		RaftHeartbeatTimeout:              time.Second,
 		RaftElectionTimeout:               time.Second,
 		RaftLeaderLeaseTimout:             500 * time.Millisecond,
@@ -399,6 +403,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DiskMaxUsedSpaceRatio < 10 || c.DiskMaxUsedSpaceRatio > 95 {
 		return bad("diskMaxUsedSpaceRatio", "%d outside 10..95 (RocketMQ's range)", c.DiskMaxUsedSpaceRatio)
+	}
+	if c.CommitLogPageCacheKeep < -1 {
+		return bad("commitLogPageCacheKeep", "%d is below -1 (bytes kept cached; -1 never drops)", c.CommitLogPageCacheKeep)
 	}
 	for key, d := range map[string]time.Duration{
 		"flushIntervalCommitLog": c.FlushIntervalCommitLog, "flushCommitLogThoroughInterval": c.FlushCommitLogThoroughInterval,

@@ -180,6 +180,7 @@ var keySpecs = []keySpec{
 	durKey("flushConsumeQueueThoroughInterval", time.Millisecond, false, func(c *Config) *time.Duration { return &c.FlushConsumeQueueThoroughInterval }),
 	intKey("maxHashSlotNum", false, func(c *Config) *int { return &c.MaxHashSlotNum }),
 	intKey("maxIndexNum", false, func(c *Config) *int { return &c.MaxIndexNum }),
+	int64Key("commitLogPageCacheKeep", false, func(c *Config) *int64 { return &c.CommitLogPageCacheKeep }),
 
 	boolKey("enableDLegerCommitLog", true, func(c *Config) *bool { return &c.EnableDLegerCommitLog }),
 	strKey("dLegerGroup", true, func(c *Config) *string { return &c.DLegerGroup }),

@@ -309,6 +309,15 @@ func (n *Node) goFunc(f func()) {
 	}()
 }
 
+// pageCacheKeep maps commitLogPageCacheKeep to commitlog.Config.PageCacheKeep, whose zero
+// means its default: 0 (keep nothing) becomes one byte, which drops the same whole pages.
+func pageCacheKeep(v int64) int64 {
+	if v == 0 {
+		return 1
+	}
+	return v
+}
+
 func (n *Node) openStores() error {
 	c := n.cfg
 	clcfg := commitlog.Config{
@@ -332,6 +341,7 @@ func (n *Node) openStores() error {
 		DiskMaxUsedSpaceRatio:             c.DiskMaxUsedSpaceRatio,
 		DelayLevels:                       c.MessageDelayLevel,
 		Index:                             commitlog.IndexConfig{MaxHashSlots: c.MaxHashSlotNum, MaxIndexCount: c.MaxIndexNum},
+		PageCacheKeep:                     pageCacheKeep(c.CommitLogPageCacheKeep),
 		Logger:                            n.log.With("component", "commitlog"),
 		DiskUsage:                         n.opts.DiskUsage,
 		DiskCheckInterval:                 n.opts.DiskCheckInterval,
