@@ -66,6 +66,9 @@ type Config struct {
 	// CPUProfile, when set, is written with the CPU profile of the measured part of the run
 	// (embedded nodes included: they run in this process).
 	CPUProfile string
+	// Trace, when set, is written with the Go execution trace of the measured part of the
+	// run (go tool trace; -pprof=sync|syscall|sched gives where goroutines wait).
+	Trace string
 	// Out receives the interval lines; nil discards them.
 	Out io.Writer
 	// Logger receives the clients' logs; nil discards them.

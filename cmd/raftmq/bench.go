@@ -52,6 +52,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	logStore := fs.String("raft-log-store", "", "embedded: raftLogStore, boltdb or wal (default the node's, boltdb)")
 	fs.Int64Var(&cfg.Preload, "preload", 0, "embedded consumer mode: backlog to write first (default -q, else 200000)")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write the run's CPU profile to `file`")
+	fs.StringVar(&cfg.Trace, "trace", "", "write the run's Go execution trace to `file` (go tool trace)")
 	asJSON := fs.Bool("json", false, "print the summary as JSON on stdout (interval lines go to stderr)")
 	debug := fs.Bool("debug", false, "log the clients' and embedded nodes' debug lines to stderr (default: client errors only)")
 	if err := fs.Parse(args[1:]); err != nil {
