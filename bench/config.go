@@ -58,7 +58,7 @@ type Config struct {
 	RaftMaxInFlight     int
 	LogCacheSize        int
 	GroupCommitMaxBytes int
-	RaftLogStore        node.RaftLogStoreKind // embedded raftLogStore ("" = the node default, boltdb)
+	RaftLogStore        node.RaftLogStoreKind // embedded raftLogStore ("" = the node default, auto: wal on a fresh group)
 	// Preload (embedded consumer mode) is the backlog written before consuming; default
 	// Total, else 200000.
 	Preload int64
@@ -187,8 +187,8 @@ func (c Config) Validate() error {
 		return bad("Queues %d: must be 1..1024", c.Queues)
 	case c.RaftMaxInFlight < 0 || c.LogCacheSize < 0 || c.GroupCommitMaxBytes < 0:
 		return bad("RaftMaxInFlight %d, LogCacheSize %d, GroupCommitMaxBytes %d: must be ≥ 0", c.RaftMaxInFlight, c.LogCacheSize, c.GroupCommitMaxBytes)
-	case c.RaftLogStore != "" && c.RaftLogStore != node.RaftLogBolt && c.RaftLogStore != node.RaftLogWAL:
-		return bad("RaftLogStore %q: must be boltdb or wal", c.RaftLogStore)
+	case c.RaftLogStore != "" && c.RaftLogStore != node.RaftLogAuto && c.RaftLogStore != node.RaftLogBolt && c.RaftLogStore != node.RaftLogWAL:
+		return bad("RaftLogStore %q: must be auto, boltdb or wal", c.RaftLogStore)
 	case c.Preload < 0:
 		return bad("Preload %d: must be ≥ 0", c.Preload)
 	}

@@ -203,6 +203,14 @@ func (e *Embedded) waitLeader(ctx context.Context) (*node.Node, error) {
 // NameServer returns the name server's address.
 func (e *Embedded) NameServer() string { return e.ns.Addr() }
 
+// RaftLogStore is the Raft log store the group's nodes run on (raftLogStore with auto resolved).
+func (e *Embedded) RaftLogStore() node.RaftLogStoreKind {
+	if len(e.nodes) == 0 {
+		return ""
+	}
+	return e.nodes[0].RaftLogStore()
+}
+
 // Nodes returns the broker nodes.
 func (e *Embedded) Nodes() []*node.Node { return e.nodes }
 

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/raftmq/raftmq/client"
-	"github.com/raftmq/raftmq/node"
 )
 
 // Summary is the result of a run.
@@ -99,10 +98,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		}
 		defer emb.Close()
 		cfg.NameServers = []string{emb.NameServer()}
-		logStore := cfg.RaftLogStore
-		if logStore == "" {
-			logStore = node.RaftLogBolt
-		}
+		logStore := emb.RaftLogStore()
 		sum.Durability = fmt.Sprintf("%s, quorum ack (%d-node Raft group), Raft log in %s", cfg.FlushDiskType, cfg.EmbeddedNodes, logStore)
 	}
 	r := &runner{cfg: cfg, out: out, logger: logger, emb: emb, sum: sum}

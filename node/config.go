@@ -41,7 +41,10 @@ type RaftLogStoreKind string
 
 // The Raft log stores.
 const (
-	// RaftLogBolt is raft-boltdb/v2 (bbolt), the default.
+	// RaftLogAuto, the default, is the store that already holds this node's Raft log, and
+	// RaftLogWAL for a node with none: a node that ran on bolt keeps it after an upgrade.
+	RaftLogAuto RaftLogStoreKind = "auto"
+	// RaftLogBolt is raft-boltdb/v2 (bbolt): a B+tree transaction per batch of entries.
 	RaftLogBolt RaftLogStoreKind = "boltdb"
 	// RaftLogWAL is raftmq's append-only segment-file log (internal/raftlog): one write
 	// per batch of entries instead of a B+tree transaction.
@@ -131,7 +134,7 @@ type Config struct {
 	RaftSnapshotInterval  time.Duration    // raftSnapshotInterval, 120000 ms
 	RaftSnapshotThreshold uint64           // raftSnapshotThreshold, 8192 entries
 	RaftTrailingLogs      uint64           // raftTrailingLogs, 10240 entries
-	RaftLogStore          RaftLogStoreKind // raftLogStore: boltdb (default) or wal
+	RaftLogStore          RaftLogStoreKind // raftLogStore: auto (default: the store holding the log, else wal), boltdb or wal
 	RaftLogStallTimeout   time.Duration    // raftLogStallTimeout, 15000 ms: a Raft log write in progress longer fences the node (watchdog.go); 0 = off
 	GroupCommitMaxBytes   int              // groupCommitMaxBytes: most bytes of messages in one Raft entry (a larger message goes alone), 1 MiB
 	GroupCommitMaxWait    time.Duration    // groupCommitMaxWait: longest a send waits for others to join its entry, 0 = no wait
@@ -191,7 +194,7 @@ func DefaultConfig() Config {
 		RaftLeaderLeaseTimout:             500 * time.Millisecond,
 		RaftCommitTimeout:                 50 * time.Millisecond,
 		RaftMaxAppendEntries:              512,
-		RaftLogStore:                      RaftLogBolt,
+		RaftLogStore:                      RaftLogAuto,
 		RaftSnapshotInterval:              120 * time.Second,
 		RaftSnapshotThreshold:             8192,
 		RaftTrailingLogs:                  10240,
@@ -367,9 +370,9 @@ func (c *Config) Validate() error {
 		return bad("flushDiskType", "%q is not ASYNC_FLUSH or SYNC_FLUSH", c.FlushDiskType)
 	}
 	switch c.RaftLogStore {
-	case RaftLogBolt, RaftLogWAL:
+	case RaftLogAuto, RaftLogBolt, RaftLogWAL:
 	default:
-		return bad("raftLogStore", "%q is not boltdb or wal", c.RaftLogStore)
+		return bad("raftLogStore", "%q is not auto, boltdb or wal", c.RaftLogStore)
 	}
 	if c.SendMessageThreadPoolNums < 1 {
 		return bad("sendMessageThreadPoolNums", "%d is below 1", c.SendMessageThreadPoolNums)

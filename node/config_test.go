@@ -130,8 +130,19 @@ func TestRaftLogStoreKey(t *testing.T) {
 	if err != nil || c.RaftLogStore != RaftLogWAL {
 		t.Fatalf("Parse: %v, store %q", err, c.RaftLogStore)
 	}
+	if d := DefaultConfig(); d.RaftLogStore != RaftLogAuto {
+		t.Fatalf("default raftLogStore %q, want auto", d.RaftLogStore)
+	}
+	bad := DefaultConfig()
+	bad.BrokerName, bad.BrokerIP1, bad.RaftLogStore = "b", "127.0.0.1", "rocksdb"
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "raftLogStore") {
+		t.Fatalf("raftLogStore=rocksdb: %v", err)
+	}
 	// A node whose Raft log is in one store refuses to start with the other.
 	dir := t.TempDir()
+	if k := resolveRaftLogStore(dir, RaftLogAuto); k != RaftLogWAL {
+		t.Fatalf("auto on an empty raft dir: %q, want wal", k)
+	}
 	if err := checkRaftLogStoreKind(dir, RaftLogWAL); err != nil {
 		t.Fatalf("empty raft dir: %v", err)
 	}
@@ -140,6 +151,12 @@ func TestRaftLogStoreKey(t *testing.T) {
 	}
 	if err := checkRaftLogStoreKind(dir, RaftLogWAL); err == nil || !strings.Contains(err.Error(), "raftLogStore=wal") {
 		t.Fatalf("wal over a bolt log: %v", err)
+	}
+	if k := resolveRaftLogStore(dir, RaftLogAuto); k != RaftLogBolt {
+		t.Fatalf("auto over a bolt log: %q, want boltdb (a node keeps its store)", k)
+	}
+	if k := resolveRaftLogStore(dir, RaftLogWAL); k != RaftLogWAL {
+		t.Fatalf("an explicit kind must stay: %q", k)
 	}
 	dir = t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "wal"), 0o755); err != nil {
@@ -153,6 +170,9 @@ func TestRaftLogStoreKey(t *testing.T) {
 	}
 	if err := checkRaftLogStoreKind(dir, RaftLogBolt); err == nil || !strings.Contains(err.Error(), "raftLogStore=boltdb") {
 		t.Fatalf("bolt over a wal log: %v", err)
+	}
+	if k := resolveRaftLogStore(dir, RaftLogAuto); k != RaftLogWAL {
+		t.Fatalf("auto over a wal log: %q, want wal", k)
 	}
 }
 

@@ -120,25 +120,26 @@ type Node struct {
 	storeHost netip.AddrPort // addr parsed, stamped into records
 	slaveID   int64          // brokerId registered while not leader
 
-	store     *commitlog.Log
-	fsm       *fsm.FSM
-	raftLog   raftLogStore          // bolt or WAL (through logWatch), behind the LogCache
-	logWatch  *watchedLogStore      // the raft log store with its writes timed (watchdog.go)
-	stable    *raftboltdb.BoltStore // term and vote, always fsynced (nil when the bolt log file holds them)
-	snaps     raft.SnapshotStore
-	trans     raft.Transport
-	raftTrans *fencingTransport // trans as raft sees it: fenced after a stalled log write (watchdog.go)
-	raft      *raft.Raft
-	server    *transport.Server
-	mux       *transport.Mux
-	client    *transport.Client
-	batcher   *batcher
-	offsets   *offsetCommitter
-	consumers *consumerSide // heartbeating clients, subscriptions, locks (consumer*.go)
-	sendSem   chan struct{}
-	pullSem   chan struct{}
-	observer  *raft.Observer
-	observeCh chan raft.Observation
+	store        *commitlog.Log
+	fsm          *fsm.FSM
+	raftLog      raftLogStore          // bolt or WAL (through logWatch), behind the LogCache
+	logStoreKind RaftLogStoreKind      // the store raftLog is (raftLogStore resolved: never auto)
+	logWatch     *watchedLogStore      // the raft log store with its writes timed (watchdog.go)
+	stable       *raftboltdb.BoltStore // term and vote, always fsynced (nil when the bolt log file holds them)
+	snaps        raft.SnapshotStore
+	trans        raft.Transport
+	raftTrans    *fencingTransport // trans as raft sees it: fenced after a stalled log write (watchdog.go)
+	raft         *raft.Raft
+	server       *transport.Server
+	mux          *transport.Mux
+	client       *transport.Client
+	batcher      *batcher
+	offsets      *offsetCommitter
+	consumers    *consumerSide // heartbeating clients, subscriptions, locks (consumer*.go)
+	sendSem      chan struct{}
+	pullSem      chan struct{}
+	observer     *raft.Observer
+	observeCh    chan raft.Observation
 
 	regKick    chan struct{}
 	shutdownCh chan struct{}
@@ -399,6 +400,9 @@ func (n *Node) Store() *commitlog.Log { return n.store }
 
 // Raft exposes the node's raft instance for tests and tools.
 func (n *Node) Raft() *raft.Raft { return n.raft }
+
+// RaftLogStore is the Raft log store the node runs on: raftLogStore with auto resolved.
+func (n *Node) RaftLogStore() RaftLogStoreKind { return n.logStoreKind }
 
 // IsLeader reports whether this node is the Raft leader. A fenced node (watchdog.go) is not,
 // whatever its stuck raft still says.

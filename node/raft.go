@@ -33,11 +33,14 @@ type raftLogStore interface {
 func (n *Node) startRaft() error {
 	c := n.cfg
 	noSync := c.FlushDiskType == AsyncFlush
-	if err := checkRaftLogStoreKind(c.RaftDir, c.RaftLogStore); err != nil {
+	kind := resolveRaftLogStore(c.RaftDir, c.RaftLogStore)
+	if err := checkRaftLogStoreKind(c.RaftDir, kind); err != nil {
 		return err
 	}
+	n.logStoreKind = kind
+	n.log.Info("raft log store", "raftLogStore", kind, "configured", c.RaftLogStore)
 	var store raftLogStore
-	switch c.RaftLogStore {
+	switch kind {
 	case RaftLogWAL:
 		w, err := raftlog.Open(filepath.Join(c.RaftDir, "wal"), raftlog.Options{
 			NoSync: noSync,
@@ -179,6 +182,32 @@ func (n *Node) bootstrapConfiguration() (raft.Configuration, bool) {
 	return raft.Configuration{}, false
 }
 
+// resolveRaftLogStore turns raftLogStore=auto into the store that holds the node's Raft log
+// in dir (raft.db: boltdb; a non-empty wal/: wal), or the WAL for a node with neither. An
+// explicit kind is returned as it is (checkRaftLogStoreKind then refuses a mismatch).
+func resolveRaftLogStore(dir string, kind RaftLogStoreKind) RaftLogStoreKind {
+	if kind != RaftLogAuto {
+		return kind
+	}
+	if holdsLog(filepath.Join(dir, "raft.db")) && !holdsLog(filepath.Join(dir, "wal")) {
+		return RaftLogBolt
+	}
+	return RaftLogWAL
+}
+
+// holdsLog reports whether path is a store's file, or a directory with something in it.
+func holdsLog(path string) bool {
+	st, err := os.Stat(path)
+	if err != nil {
+		return false
+	}
+	if st.IsDir() {
+		ents, err := os.ReadDir(path)
+		return err == nil && len(ents) > 0
+	}
+	return true
+}
+
 // checkRaftLogStoreKind refuses to start with one raftLogStore when the node's Raft log is in
 // the other: the node would come up with an empty log, forgetting entries it acknowledged.
 func checkRaftLogStoreKind(dir string, kind RaftLogStoreKind) error {
@@ -186,14 +215,8 @@ func checkRaftLogStoreKind(dir string, kind RaftLogStoreKind) error {
 	if kind == RaftLogWAL {
 		other = filepath.Join(dir, "raft.db")
 	}
-	st, err := os.Stat(other)
-	if err != nil {
+	if !holdsLog(other) {
 		return nil // nothing of the other store (or unreadable: opening ours will say)
-	}
-	if st.IsDir() {
-		if ents, err := os.ReadDir(other); err != nil || len(ents) == 0 {
-			return nil
-		}
 	}
 	return fmt.Errorf("node: raftLogStore=%s but %s holds this node's Raft log from the other store; "+
 		"switching would forget acknowledged entries: set raftLogStore back, or empty %s so the node rejoins from a snapshot",
