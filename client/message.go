@@ -120,6 +120,23 @@ func isReservedTopic(t string) bool {
 // properties builds the wire property string of m with the given UNIQ_KEY and extra
 // system properties.
 func (m *Message) properties(uniq string, extra ...string) (string, error) {
+	if len(m.Properties) == 0 && len(extra) == 0 {
+		// The common case: only the Message fields, in sorted key order, no map.
+		var delay string
+		if m.DelayLevel > 0 {
+			delay = strconv.Itoa(m.DelayLevel)
+		}
+		s, err := message.BuildSortedProperties(
+			message.PropertyDelayLevel, delay,
+			message.PropertyKeys, strings.Join(m.Keys, message.KeySeparator),
+			message.PropertyShardingKey, m.ShardingKey,
+			message.PropertyTags, m.Tags,
+			message.PropertyUniqKey, uniq)
+		if err != nil {
+			return "", fmt.Errorf("%w: %v", ErrInvalidMessage, err)
+		}
+		return s, nil
+	}
 	p := make(map[string]string, len(m.Properties)+6)
 	for k, v := range m.Properties {
 		p[k] = v
@@ -165,16 +182,27 @@ var uniqCounter atomic.Uint32
 
 // newUniqID returns a 32-hex-character message id: the process prefix, the milliseconds
 // since the start of the month and a 16-bit counter (RocketMQ's MessageClientIDSetter).
+// uniqMonth caches the start of the current month (the UNIQ_KEY's time base) and of the next.
+var uniqMonth atomic.Pointer[[2]time.Time]
+
 func newUniqID() string {
 	now := time.Now()
-	start := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, now.Location())
+	m := uniqMonth.Load()
+	if m == nil || now.Before(m[0]) || !now.Before(m[1]) {
+		start := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, now.Location())
+		m = &[2]time.Time{start, start.AddDate(0, 1, 0)}
+		uniqMonth.Store(m)
+	}
 	var b [6]byte
-	binary.BigEndian.PutUint32(b[:4], uint32(now.Sub(start).Milliseconds()))
+	binary.BigEndian.PutUint32(b[:4], uint32(now.Sub(m[0]).Milliseconds()))
 	binary.BigEndian.PutUint16(b[4:], uint16(uniqCounter.Add(1)))
+	const upperHex = "0123456789ABCDEF"
 	var out [32]byte
-	copy(out[:20], uniqPrefix)
-	hex.Encode(out[20:], b[:])
-	return strings.ToUpper(string(out[:]))
+	copy(out[:20], uniqPrefix) // upper-case hex already
+	for i, c := range b {
+		out[20+2*i], out[21+2*i] = upperHex[c>>4], upperHex[c&15]
+	}
+	return string(out[:])
 }
 
 // localIP is the first non-loopback IPv4 address, else 127.0.0.1.

@@ -3,13 +3,16 @@ package client
 import (
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/raftmq/raftmq/message"
 	"github.com/raftmq/raftmq/transport"
 )
 
@@ -238,3 +241,78 @@ func FuzzDecodeMessages(f *testing.F) {
 }
 
 type ctxT = context.Context
+
+// TestPropertiesFastPathMatchesMap: the map-free path for messages without user properties
+// builds exactly the string the map path (message.BuildProperties) builds.
+func TestPropertiesFastPathMatchesMap(t *testing.T) {
+	cases := []*Message{
+		{},
+		{Tags: "TagA"},
+		{Keys: []string{"k1", "k2"}},
+		{Tags: "t", Keys: []string{"k"}, DelayLevel: 3, ShardingKey: "order-7"},
+		{DelayLevel: 18},
+	}
+	for i, m := range cases {
+		for _, uniq := range []string{"", "7F0000010001000000000000000A0001"} {
+			got, err := m.properties(uniq)
+			if err != nil {
+				t.Fatalf("case %d: %v", i, err)
+			}
+			want := map[string]string{}
+			if m.Tags != "" {
+				want[message.PropertyTags] = m.Tags
+			}
+			if len(m.Keys) > 0 {
+				want[message.PropertyKeys] = strings.Join(m.Keys, message.KeySeparator)
+			}
+			if m.DelayLevel > 0 {
+				want[message.PropertyDelayLevel] = fmt.Sprint(m.DelayLevel)
+			}
+			if m.ShardingKey != "" {
+				want[message.PropertyShardingKey] = m.ShardingKey
+			}
+			if uniq != "" {
+				want[message.PropertyUniqKey] = uniq
+			}
+			ws, err := message.BuildProperties(want)
+			if err != nil || got != ws {
+				t.Fatalf("case %d uniq %q: fast path %q, map path %q (%v)", i, uniq, got, ws, err)
+			}
+		}
+	}
+	if _, err := (&Message{ShardingKey: "a\x01b"}).properties(""); !errors.Is(err, ErrInvalidMessage) {
+		t.Fatalf("separator in a value: %v", err)
+	}
+}
+
+// TestUniqIDTimeBase: the id's time field counts milliseconds from the start of the month.
+func TestUniqIDTimeBase(t *testing.T) {
+	before := time.Now()
+	id := newUniqID()
+	raw, err := hex.DecodeString(id[20:28])
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(before.Year(), before.Month(), 1, 0, 0, 0, 0, before.Location())
+	got := time.Duration(binary.BigEndian.Uint32(raw)) * time.Millisecond
+	if want := before.Sub(start); got < want-time.Millisecond || got > want+time.Second {
+		t.Fatalf("time field %v, want about %v since the month began", got, want)
+	}
+}
+
+func BenchmarkNewUniqID(b *testing.B) {
+	for b.Loop() {
+		_ = newUniqID()
+	}
+}
+
+func BenchmarkMessageProperties(b *testing.B) {
+	m := &Message{Tags: "TagA", Keys: []string{"order-1"}}
+	uniq := newUniqID()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := m.properties(uniq); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -178,6 +178,48 @@ func BuildProperties(m map[string]string) (string, error) {
 	return sb.String(), nil
 }
 
+// BuildSortedProperties is BuildProperties for pairs given as key, value, key, value...
+// whose keys are distinct and already in ascending order: the same string BuildProperties
+// makes of the same map, without building or sorting one. Pairs with an empty value are
+// left out, as callers leave unset fields out of the map. A key out of order is an error.
+func BuildSortedProperties(kv ...string) (string, error) {
+	n := 0
+	prev := ""
+	for i := 0; i+1 < len(kv); i += 2 {
+		k, v := kv[i], kv[i+1]
+		if v == "" {
+			continue
+		}
+		if err := checkProperty(k, v); err != nil {
+			return "", err
+		}
+		if k <= prev {
+			return "", fmt.Errorf("%w: key %q not after %q", ErrInvalidProperties, k, prev)
+		}
+		prev = k
+		n += len(k) + len(v) + 2
+	}
+	if n > 0 {
+		n--
+	}
+	if n > MaxPropertiesLen {
+		return "", fmt.Errorf("%w: %d bytes, limit %d", ErrPropertiesTooLarge, n, MaxPropertiesLen)
+	}
+	b := make([]byte, 0, n)
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] == "" {
+			continue
+		}
+		if len(b) > 0 {
+			b = append(b, PropertySep)
+		}
+		b = append(b, kv[i]...)
+		b = append(b, PropertyNameValueSep)
+		b = append(b, kv[i+1]...)
+	}
+	return string(b), nil
+}
+
 // EncodeProperties is BuildProperties for callers whose maps are known to be valid: entries
 // BuildProperties would reject (empty key, \x01 or \x02 in a key or value) are left out, so the
 // result always parses back to the remaining entries. Size is not checked; Validate does.
