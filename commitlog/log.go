@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -47,7 +48,16 @@ type AppendResult struct {
 	PhysicalOffset int64
 	QueueOffset    int64
 	Size           int32
-	MsgID          string // offset message id (store host + physical offset)
+	StoreHost      netip.AddrPort // the record's store host (invalid: none)
+}
+
+// MsgID is the offset message id (store host + physical offset), "" without a store host.
+// Computed on demand: only the leader's reply needs it, every replica appends.
+func (r AppendResult) MsgID() string {
+	if !r.StoreHost.IsValid() {
+		return ""
+	}
+	return message.OffsetMsgID(r.StoreHost, r.PhysicalOffset)
 }
 
 // Log is the storage engine: commitlog segments, consume queues, index,
@@ -519,11 +529,7 @@ func (l *Log) appendOneLocked(m *Message, storeTs int64) (AppendResult, error) {
 	if err := l.indexLocked(m.Topic, &d, m.SysFlag, phys, storeTs); err != nil {
 		return AppendResult{}, err
 	}
-	r := AppendResult{PhysicalOffset: phys, QueueOffset: qoff, Size: int32(n)}
-	if m.StoreHost.IsValid() {
-		r.MsgID = message.OffsetMsgID(m.StoreHost, phys)
-	}
-	return r, nil
+	return AppendResult{PhysicalOffset: phys, QueueOffset: qoff, Size: int32(n), StoreHost: m.StoreHost}, nil
 }
 
 // writeBufMax bounds the encode buffer of Append.

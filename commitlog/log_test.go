@@ -27,9 +27,9 @@ func TestAppendReadRoundTrip(t *testing.T) {
 		if res[1].PhysicalOffset != res[0].PhysicalOffset+int64(res[0].Size) {
 			t.Fatalf("batch %d: records not contiguous: %+v", i, res)
 		}
-		host, off, err := message.ParseOffsetMsgID(res[0].MsgID)
+		host, off, err := message.ParseOffsetMsgID(res[0].MsgID())
 		if err != nil || host != tStoreHost || off != res[0].PhysicalOffset {
-			t.Fatalf("msg id %q: %v %v %v", res[0].MsgID, host, off, err)
+			t.Fatalf("msg id %q: %v %v %v", res[0].MsgID(), host, off, err)
 		}
 	}
 	if got := l.AppliedIndex(); got != 10 {

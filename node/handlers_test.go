@@ -192,7 +192,7 @@ func TestNode_AppendGoAPI(t *testing.T) {
 		{Topic: c.Topic, QueueID: 3, Body: []byte("a")},
 		{Topic: c.Topic, QueueID: 3, Body: []byte("b")},
 	})
-	if err != nil || len(res) != 2 || res[0].QueueOffset != 0 || res[1].QueueOffset != 1 || res[0].MsgID == "" {
+	if err != nil || len(res) != 2 || res[0].QueueOffset != 0 || res[1].QueueOffset != 1 || res[0].MsgID() == "" {
 		t.Fatalf("Append: %v %+v", err, res)
 	}
 	if _, err := l.Append(ctx, []*commitlog.Message{{Topic: c.Topic, QueueID: 3}}); !errors.Is(err, commitlog.ErrEmptyBody) {

@@ -206,7 +206,7 @@ func (n *Node) send(ctx context.Context, conn *transport.Conn, req *transport.Co
 	resp = transport.NewResponse(transport.Success, "")
 	ids := make([]string, len(results))
 	for i, r := range results {
-		ids[i] = r.MsgID
+		ids[i] = r.MsgID()
 	}
 	resp.SetExt("msgId", strings.Join(ids, ","))
 	resp.SetExt("queueId", strconv.Itoa(int(h.replyQueueID)))
