@@ -106,6 +106,7 @@ func TestSyncDropsDurablePagesFromCache(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			waitSealed(t, s) // the background drops a rolled segment once it sealed it
 			files := segmentFiles(t, dir)
 			if len(files) != 2 {
 				t.Fatalf("segments %v, want 2", files)
@@ -116,7 +117,7 @@ func TestSyncDropsDurablePagesFromCache(t *testing.T) {
 				t.Fatal(err)
 			}
 			if n := residentPages(t, sealed, 0, st.Size()); n > 0 {
-				t.Errorf("sealed segment: %d of %d pages still cached after the roll", n, st.Size()/ps)
+				t.Errorf("sealed segment: %d of %d pages still cached after it was sealed", n, st.Size()/ps)
 			}
 			active := files[1]
 			st, err = os.Stat(active)

@@ -18,8 +18,16 @@ const (
 	segmentExt     = ".wal"
 	segmentNameLen = 20 + len(segmentExt)
 
-	fileHeaderSize = 32
-	formatVersion  = 1
+	// spareName is the pre-created next segment: it becomes <first index>.wal when the
+	// active segment rolls. It does not parse as a segment name.
+	spareName = "next" + segmentExt
+
+	fileHeaderSize = 32 // the header proper, in both versions
+	sealBlockSize  = 32 // version 2: the seal block after the header
+	dataStartV1    = fileHeaderSize
+	dataStartV2    = fileHeaderSize + sealBlockSize
+	formatVersion  = 2 // the version this build writes
+	formatV1       = 1 // read, never written
 
 	recordHeaderSize = 8  // payload length uint32 + CRC32-C of the payload uint32
 	payloadFixedSize = 38 // index, term, type, flags, appended-at (sec, nsec), data and extensions lengths
@@ -63,39 +71,109 @@ func parseSegmentName(name string) (uint64, bool) {
 	return v, true
 }
 
-// fileHeader returns the 32-byte header of a segment whose first entry has index first.
-func fileHeader(first uint64) [fileHeaderSize]byte {
-	var h [fileHeaderSize]byte
+// fileHeader returns the first dataStartV2 bytes of a new (version 2) segment: the header,
+// which does not depend on the segment's first index, and an all-zero seal block.
+func fileHeader() [dataStartV2]byte {
+	var h [dataStartV2]byte
 	copy(h[0:8], fileMagic[:])
 	le.PutUint32(h[8:12], formatVersion)
-	// h[12:16] reserved, zero
-	le.PutUint64(h[16:24], first)
-	// h[24:28] reserved, zero
+	// h[12:28] reserved, zero (version 1 had the first index at 16:24)
 	le.PutUint32(h[28:32], crc32.Checksum(h[:28], castagnoli))
 	return h
 }
 
-// checkFileHeader validates a segment header against the first index of the file name.
-func checkFileHeader(h []byte, first uint64) error {
+// fileHeaderV1 returns the 32-byte header of a version-1 segment whose first entry has
+// index first. This build only reads version 1; tests write it.
+func fileHeaderV1(first uint64) [fileHeaderSize]byte {
+	var h [fileHeaderSize]byte
+	copy(h[0:8], fileMagic[:])
+	le.PutUint32(h[8:12], formatV1)
+	le.PutUint64(h[16:24], first)
+	le.PutUint32(h[28:32], crc32.Checksum(h[:28], castagnoli))
+	return h
+}
+
+// checkFileHeader validates the 32-byte segment header against the first index of the
+// file name and returns the format version.
+func checkFileHeader(h []byte, first uint64) (uint32, error) {
 	if len(h) < fileHeaderSize {
-		return fmt.Errorf("file is %d bytes, shorter than the %d-byte segment header", len(h), fileHeaderSize)
+		return 0, fmt.Errorf("file is %d bytes, shorter than the %d-byte segment header", len(h), fileHeaderSize)
 	}
 	if string(h[0:8]) != string(fileMagic[:]) {
-		return fmt.Errorf("bad magic %q, want %q: not a raftlog segment", h[0:8], fileMagic[:])
+		return 0, fmt.Errorf("bad magic %q, want %q: not a raftlog segment", h[0:8], fileMagic[:])
 	}
-	if v := le.Uint32(h[8:12]); v != formatVersion {
-		return fmt.Errorf("unsupported format version %d (this build reads version %d)", v, formatVersion)
+	v := le.Uint32(h[8:12])
+	if v != formatV1 && v != formatVersion {
+		return 0, fmt.Errorf("unsupported format version %d (this build reads versions %d and %d)", v, formatV1, formatVersion)
 	}
 	if got, want := le.Uint32(h[28:32]), crc32.Checksum(h[:28], castagnoli); got != want {
-		return fmt.Errorf("header checksum %#08x, computed %#08x", got, want)
+		return 0, fmt.Errorf("header checksum %#08x, computed %#08x", got, want)
 	}
 	if le.Uint32(h[12:16]) != 0 || le.Uint32(h[24:28]) != 0 {
-		return fmt.Errorf("reserved header bytes are not zero")
+		return 0, fmt.Errorf("reserved header bytes are not zero")
 	}
-	if idx := le.Uint64(h[16:24]); idx != first {
-		return fmt.Errorf("header says first index %d, file name says %d", idx, first)
+	idx := le.Uint64(h[16:24])
+	switch {
+	case v == formatV1 && idx != first:
+		return 0, fmt.Errorf("header says first index %d, file name says %d", idx, first)
+	case v == formatVersion && idx != 0:
+		return 0, fmt.Errorf("reserved header bytes are not zero")
 	}
-	return nil
+	return v, nil
+}
+
+// dataStart is where the records of a segment of format version v begin.
+func dataStart(v uint32) int64 {
+	if v == formatV1 {
+		return dataStartV1
+	}
+	return dataStartV2
+}
+
+// seal is the content of a valid seal block: the segment's records first..last end at
+// offset end and were durable before the block was written.
+type seal struct {
+	first, last uint64
+	end         int64
+}
+
+var sealMagic = [4]byte{'S', 'E', 'A', 'L'}
+
+// sealBlock encodes a seal block (file offsets 32..63 of a version-2 segment).
+func sealBlock(sl seal) [sealBlockSize]byte {
+	var b [sealBlockSize]byte
+	le.PutUint64(b[0:8], sl.first)
+	le.PutUint64(b[8:16], sl.last)
+	le.PutUint64(b[16:24], uint64(sl.end))
+	copy(b[24:28], sealMagic[:])
+	le.PutUint32(b[28:32], crc32.Checksum(b[:28], castagnoli))
+	return b
+}
+
+// Seal block states.
+const (
+	sealNone    = iota // all zero: never sealed
+	sealValid          // magic and checksum match
+	sealInvalid        // anything else: a torn seal write, or damage
+)
+
+// parseSealBlock decodes a seal block and tells which state it is in.
+func parseSealBlock(b []byte) (seal, int) {
+	zero := true
+	for _, c := range b {
+		if c != 0 {
+			zero = false
+			break
+		}
+	}
+	if zero {
+		return seal{}, sealNone
+	}
+	if len(b) != sealBlockSize || string(b[24:28]) != string(sealMagic[:]) ||
+		le.Uint32(b[28:32]) != crc32.Checksum(b[:28], castagnoli) {
+		return seal{}, sealInvalid
+	}
+	return seal{first: le.Uint64(b[0:8]), last: le.Uint64(b[8:16]), end: int64(le.Uint64(b[16:24]))}, sealValid
 }
 
 // recordSize is the encoded size of l: record header plus payload.

@@ -228,3 +228,45 @@ func copyDir(t testing.TB, src string) string {
 	}
 	return dst
 }
+
+// waitSealed waits until the background goroutine has sealed every segment but the last
+// and is idle (so that it has also dropped them from the page cache).
+func waitSealed(t testing.TB, s *Store) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s.mu.RLock()
+		done := true
+		for i := 0; i+1 < len(s.segs); i++ {
+			if g := s.segs[i]; g.version != formatV1 && g.sealEnd != g.size {
+				done = false
+			}
+		}
+		s.mu.RUnlock()
+		if done && !s.bgBusy.Load() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("timed out waiting for the background to seal the rolled segments")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// waitSpare waits until the background goroutine has the next segment ready.
+func waitSpare(t testing.TB, s *Store) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s.spareMu.Lock()
+		ready := s.spare != nil
+		s.spareMu.Unlock()
+		if ready {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("timed out waiting for the background to pre-create the next segment")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

@@ -21,13 +21,18 @@ type Options struct {
 	SegmentSize int64
 
 	// NoSync skips the fdatasync after each StoreLogs: entries are then in the page cache
-	// when StoreLogs returns and reach the disk at the next Sync, segment roll or Close.
-	// Rolls, truncations and deletions are always synced whatever NoSync says, because
-	// recovery relies on their order (see doc.go).
+	// when StoreLogs returns and reach the disk at the next Sync or Close, or when the
+	// background seals the segment they are in after it rolled. Truncations and deletions
+	// are always synced whatever NoSync says, because recovery relies on their order (see
+	// doc.go).
 	NoSync bool
 
 	// Logger receives recovery and maintenance events. Nil means slog.Default().
 	Logger *slog.Logger
+
+	// syncHook, if set, is called before every fsync with the step it belongs to (tests).
+	// It may be called from the background goroutine.
+	syncHook func(syncOp)
 }
 
 // Validate reports whether the options can be used. Zero values are valid (they mean the

@@ -141,9 +141,12 @@ func TestTornLastSegmentBecomesEmpty(t *testing.T) {
 func TestLeftoverEmptySegment(t *testing.T) {
 	base, all := fill20(t)
 	name := segmentName(21)
-	h := fileHeader(21)
-	partial := make([]byte, fileHeaderSize)
+	h := fileHeader()
+	partial := make([]byte, dataStartV2)
 	copy(partial, h[:12]) // first sector(s) written, the rest still zero
+	h1 := fileHeaderV1(21)
+	partial1 := make([]byte, fileHeaderSize)
+	copy(partial1, h1[:12])
 	for _, tc := range []struct {
 		name    string
 		content []byte
@@ -151,8 +154,12 @@ func TestLeftoverEmptySegment(t *testing.T) {
 		{"zero-length", nil},
 		{"partial header", h[:10]},
 		{"header with zeros", partial},
-		{"all zeros", make([]byte, fileHeaderSize)},
+		{"all zeros", make([]byte, dataStartV2)},
+		{"header without seal block", h[:fileHeaderSize]},
 		{"whole header", h[:]},
+		{"partial version-1 header", h1[:10]},
+		{"version-1 header with zeros", partial1},
+		{"whole version-1 header", h1[:]},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := copyDir(t, base)

@@ -52,8 +52,21 @@ type segment struct {
 	first   uint64
 	path    string
 	f       *os.File
-	offsets []int64      // offsets[i] is the file offset of the record of entry first+i
-	size    int64        // end of the last whole record: where the next record goes
+	version uint32 // format version of the file (formatV1 files have no seal block)
+
+	// Guarded by Store.mu.
+	offsets []int64 // offsets[i] is the file offset of the record of entry first+i
+	size    int64   // end of the last whole record: where the next record goes
+	synced  int64   // the file's data below this offset is durable
+	gen     uint64  // bumped by every tail truncation into the segment
+	removed bool    // unpublished by a deletion: the file is closed or about to be
+
+	// sealMu serializes the writes of the seal block: sealing (background, Close) against
+	// the rewrite of a tail truncation. sealEnd is the end offset recorded in the durable
+	// seal block, 0 for none; it is written holding both sealMu and Store.mu.
+	sealMu  sync.Mutex
+	sealEnd int64
+
 	dropped atomic.Int64 // page cache below this offset has been dropped (dropCache)
 }
 
@@ -69,20 +82,34 @@ func (g *segment) span(i int) (off, end int64) {
 	return off, g.size
 }
 
+// wholeDurable reports whether the segment's content is known to be durable up to its
+// end: version 1 segments that are not the last were fsynced when they rolled, version 2
+// ones when their seal covers every record. Caller holds Store.mu (or owns the segment).
+func (g *segment) wholeDurable() bool {
+	return g.version == formatV1 || (g.sealEnd > 0 && g.sealEnd == g.size)
+}
+
 // Store is an append-only, segmented Raft log store. It implements raft.LogStore and
 // raft.MonotonicLogStore. See the package documentation for the format and the
 // durability contract.
 //
 // Locking: wmu serializes the mutating calls (StoreLogs, DeleteRange, Close), which do
 // their file I/O holding only wmu, so a slow write or fsync does not block readers. mu
-// guards the in-memory index (segs, first, last, closed and every segment's offsets and
-// size); mutators take it exclusively only to publish a change, readers hold it shared
-// across their pread so a segment cannot be closed or truncated under them.
+// guards the in-memory index (segs, first, last, closed and every segment's offsets,
+// size, synced, gen and removed); mutators take it exclusively only to publish a change,
+// readers hold it shared across their pread so a segment cannot be closed or truncated
+// under them. spareMu guards the pre-created next segment and serializes its creation
+// with the roll that renames it. Lock order: wmu, then a segment's sealMu, then spareMu,
+// then mu.
+//
+// One goroutine, started by Open and stopped by Close, works off raft's path: it
+// pre-creates the next segment and seals the segments that rolled.
 type Store struct {
-	dir  string
-	opts Options
-	log  *slog.Logger
-	dirF *os.File // the directory: holds the flock, fsynced after creating/removing files
+	dir      string
+	opts     Options
+	log      *slog.Logger
+	dirF     *os.File // the directory: holds the flock, fsynced after creating/removing files
+	syncHook func(syncOp)
 
 	wmu  sync.Mutex
 	wbuf []byte  // encode buffer, guarded by wmu
@@ -94,12 +121,59 @@ type Store struct {
 	last   uint64 // 0 when the log is empty
 	closed bool
 
+	spareMu sync.Mutex
+	spare   *os.File // spareName, its header and directory entry durable; nil if none
+
+	wake  chan struct{} // capacity 1: there is background work (a roll happened)
+	stopc chan struct{} // closed by Close to stop the background goroutine
+	bgWG  sync.WaitGroup
+	// bgBusy is true while the background goroutine works (tests wait for it to be idle).
+	bgBusy atomic.Bool
+
 	failed atomic.Pointer[error] // first I/O error of a mutation; set once
 }
 
+// syncOp names the step an fsync belongs to, for the tests' sync hook. The ones that
+// start with "roll" or are opAppend run inside StoreLogs.
+type syncOp string
+
+const (
+	opAppend       syncOp = "append"         // StoreLogs, NoSync false
+	opRollV1       syncOp = "roll-v1"        // StoreLogs: a version-1 segment rolls
+	opRollSpare    syncOp = "roll-spare"     // StoreLogs: no spare was ready, create one
+	opRollSpareDir syncOp = "roll-spare-dir" //   and its directory entry
+	opSpare        syncOp = "spare"          // background: pre-create the next segment
+	opSpareDir     syncOp = "spare-dir"      //   and its directory entry
+	opSealData     syncOp = "seal-data"      // background or Close: a rolled segment's data
+	opSeal         syncOp = "seal"           //   then its seal block
+	opSync         syncOp = "sync"           // Sync
+	opClose        syncOp = "close"          // Close: the active segment (NoSync)
+	opCloseDir     syncOp = "close-dir"      // Close: the spare's removal
+	opDeleteDir    syncOp = "delete-dir"     // DeleteRange: removed segments
+	opTruncSeal    syncOp = "truncate-seal"  // DeleteRange: the rewritten seal block
+	opTruncate     syncOp = "truncate"       // DeleteRange: the cut segment
+	opRecover      syncOp = "recover"        // Open: repairs
+)
+
+// datasync fdatasyncs f, telling the sync hook first.
+func (s *Store) datasync(f *os.File, op syncOp) error {
+	if s.syncHook != nil {
+		s.syncHook(op)
+	}
+	return fdatasync(f)
+}
+
+// syncDir fsyncs the directory, telling the sync hook first.
+func (s *Store) syncDir(op syncOp) error {
+	if s.syncHook != nil {
+		s.syncHook(op)
+	}
+	return s.dirF.Sync()
+}
+
 // Open opens (creating it if missing) the log in dir, validating every segment. A torn
-// tail of the last segment is cut off; any other damage is an error wrapping ErrCorrupt.
-// Only one Store may have a directory open at a time.
+// tail of the log is cut off; any other damage is an error wrapping ErrCorrupt. Only
+// one Store may have a directory open at a time.
 func Open(dir string, opts Options) (*Store, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
@@ -120,10 +194,13 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("raftlog: lock %s: %w", dir, err)
 	}
 	s := &Store{
-		dir:  dir,
-		opts: opts,
-		log:  opts.Logger,
-		dirF: dirF,
+		dir:      dir,
+		opts:     opts,
+		log:      opts.Logger,
+		dirF:     dirF,
+		syncHook: opts.syncHook,
+		wake:     make(chan struct{}, 1),
+		stopc:    make(chan struct{}),
 	}
 	if err := s.recover(); err != nil {
 		for _, g := range s.segs {
@@ -132,6 +209,8 @@ func Open(dir string, opts Options) (*Store, error) {
 		dirF.Close()
 		return nil, err
 	}
+	s.bgWG.Add(1)
+	go s.background()
 	return s, nil
 }
 
@@ -177,6 +256,19 @@ func fdatasync(f *os.File) error {
 		return errFileClosed
 	}
 	return serr
+}
+
+// renameNoReplace renames from to to, failing if to exists where the file system can
+// tell (renameat2 RENAME_NOREPLACE); elsewhere it is a plain rename.
+func renameNoReplace(from, to string) error {
+	err := unix.Renameat2(unix.AT_FDCWD, from, unix.AT_FDCWD, to, unix.RENAME_NOREPLACE)
+	if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EINVAL) {
+		return os.Rename(from, to)
+	}
+	if err != nil {
+		return &os.LinkError{Op: "rename", Old: from, New: to, Err: err}
+	}
+	return nil
 }
 
 // IsMonotonic implements raft.MonotonicLogStore and returns true: StoreLogs refuses an
@@ -256,6 +348,10 @@ func (s *Store) StoreLog(l *raft.Log) error {
 // when the log is empty; an index past the end restarts the log there, see below) and the
 // others must follow each other, else the error wraps ErrNonContiguous and nothing is
 // written.
+//
+// A batch that does not fit in the active segment starts the next one: normally the
+// segment the background goroutine pre-created, renamed, so that the roll costs no
+// fsync of its own; sealing the rolled segment is left to the background.
 func (s *Store) StoreLogs(logs []*raft.Log) error {
 	if len(logs) == 0 {
 		return nil
@@ -335,7 +431,7 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 	}
 	rolled := false
 	if g == nil || (len(g.offsets) > 0 && g.size+int64(total) > s.opts.SegmentSize) {
-		ng, err := s.newSegment(g, logs[0].Index)
+		ng, err := s.roll(g, logs[0].Index)
 		if err != nil {
 			return s.fail(err)
 		}
@@ -349,7 +445,7 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 		return s.fail(fmt.Errorf("raftlog: write segment %s: %w", g.path, err))
 	}
 	if !s.opts.NoSync {
-		if err := fdatasync(g.f); err != nil {
+		if err := s.datasync(g.f, opAppend); err != nil {
 			if rolled {
 				g.f.Close()
 			}
@@ -367,54 +463,222 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 		g.offsets = append(g.offsets, base+o)
 	}
 	g.size += int64(total)
+	if !s.opts.NoSync {
+		g.synced = g.size
+	}
 	if s.last == 0 {
 		s.first = logs[0].Index
 	}
 	s.last = logs[len(logs)-1].Index
 	size := g.size
 	s.mu.Unlock()
+	if rolled {
+		s.kick()
+	}
 	if !s.opts.NoSync && size-g.dropped.Load() >= dropEvery {
 		g.dropCache(size - cacheKeep) // synced above
 	}
 	return nil
 }
 
-// newSegment seals prev (if any) and creates an empty segment starting at first, its
-// header on disk and its directory entry durable. Caller holds wmu.
+// roll returns the empty segment that entries from first go into: the pre-created
+// spare, renamed to first's segment name, or, when the background has none ready, a
+// spare created now. prev, the active segment, is left for the background goroutine to
+// seal. Caller holds wmu.
 //
-// prev is fsynced even with NoSync: recovery treats every segment but the last as sealed
-// and complete, so prev's data must be durable before a later segment can exist.
-func (s *Store) newSegment(prev *segment, first uint64) (*segment, error) {
-	if prev != nil && s.opts.NoSync {
-		if err := fdatasync(prev.f); err != nil {
-			return nil, fmt.Errorf("raftlog: sync segment %s before roll: %w", prev.path, err)
+// Nothing is fsynced here in the common case: the spare's header and directory entry
+// are already durable, and the rename need not be, because recovery finds a spare that
+// holds entries and takes it as the segment they start (see doc.go). The next spare's
+// creation fsyncs the directory, which makes the rename durable long before another
+// segment can follow this one.
+func (s *Store) roll(prev *segment, first uint64) (*segment, error) {
+	if prev != nil && prev.version == formatV1 {
+		// A version-1 segment has no seal block: recovery trusts every version-1 segment
+		// but the last to be complete, so this one must be durable before a later one
+		// exists, as the code that wrote it did. It happens once, after an upgrade.
+		if err := s.datasync(prev.f, opRollV1); err != nil {
+			return nil, fmt.Errorf("raftlog: sync version-1 segment %s before roll: %w", prev.path, err)
+		}
+		s.mu.Lock()
+		prev.synced = prev.size
+		s.mu.Unlock()
+	}
+	s.spareMu.Lock()
+	defer s.spareMu.Unlock()
+	f := s.spare
+	s.spare = nil
+	if f == nil {
+		var err error
+		if f, err = s.createSpare(opRollSpare, opRollSpareDir); err != nil {
+			return nil, err
 		}
 	}
-	if prev != nil {
-		prev.dropCache(prev.size + pageSize) // past the end, to take the last partial page
-	}
+	from := filepath.Join(s.dir, spareName)
 	path := filepath.Join(s.dir, segmentName(first))
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("raftlog: create segment %s: %w", path, err)
-	}
-	h := fileHeader(first)
-	if _, err := f.WriteAt(h[:], 0); err != nil {
+	if err := renameNoReplace(from, path); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("raftlog: write header of segment %s: %w", path, err)
-	}
-	// The header is made durable before any record is written, so that recovery can tell
-	// an interrupted create (a last file of at most a header's size) from a damaged one.
-	if err := fdatasync(f); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("raftlog: sync header of segment %s: %w", path, err)
-	}
-	if err := s.dirF.Sync(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("raftlog: sync directory %s after creating %s: %w", s.dir, path, err)
+		return nil, fmt.Errorf("raftlog: rename the next segment to %s: %w", path, err)
 	}
 	s.log.Debug("raftlog: new segment", "file", path, "first_index", first)
-	return &segment{first: first, path: path, f: f, size: fileHeaderSize}, nil
+	return &segment{first: first, path: path, f: f, version: formatVersion, size: dataStartV2}, nil
+}
+
+// createSpare creates the next segment under spareName: an empty version-2 segment whose
+// header and directory entry are durable, so that recovery can tell an interrupted
+// creation (a file of at most a header's size) from a damaged segment. Caller holds
+// spareMu.
+func (s *Store) createSpare(fileOp, dirOp syncOp) (*os.File, error) {
+	path := filepath.Join(s.dir, spareName)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("raftlog: create the next segment %s: %w", path, err)
+	}
+	fail := func(err error) (*os.File, error) {
+		f.Close()
+		os.Remove(path) // best effort: recovery removes a spare that holds nothing anyway
+		return nil, err
+	}
+	h := fileHeader()
+	if _, err := f.WriteAt(h[:], 0); err != nil {
+		return fail(fmt.Errorf("raftlog: write header of the next segment %s: %w", path, err))
+	}
+	if err := s.datasync(f, fileOp); err != nil {
+		return fail(fmt.Errorf("raftlog: sync header of the next segment %s: %w", path, err))
+	}
+	if err := s.syncDir(dirOp); err != nil {
+		return fail(fmt.Errorf("raftlog: sync directory %s after creating %s: %w", s.dir, path, err))
+	}
+	return f, nil
+}
+
+// kick tells the background goroutine there is work, without waiting.
+func (s *Store) kick() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// background is the Store's goroutine: after Open and after every roll it pre-creates
+// the next segment, then seals the segments that rolled. It stops when Close closes
+// stopc.
+func (s *Store) background() {
+	defer s.bgWG.Done()
+	for {
+		s.bgBusy.Store(true)
+		if s.failed.Load() == nil {
+			s.prepareSpare()
+			if err := s.sealRolled(); err != nil {
+				s.fail(err)
+			}
+		}
+		s.bgBusy.Store(false)
+		select {
+		case <-s.stopc:
+			return
+		case <-s.wake:
+		}
+	}
+}
+
+// prepareSpare creates the next segment if there is none ready.
+func (s *Store) prepareSpare() {
+	s.spareMu.Lock()
+	defer s.spareMu.Unlock()
+	if s.spare != nil {
+		return
+	}
+	f, err := s.createSpare(opSpare, opSpareDir)
+	if err != nil {
+		// Not fatal: the next roll tries again itself, and fails the store if it cannot.
+		s.log.Warn("raftlog: cannot pre-create the next segment", "dir", s.dir, "error", err)
+		return
+	}
+	s.spare = f
+}
+
+// sealRolled seals, oldest first, every segment but the last whose seal does not cover
+// all of it: it makes the segment's data durable (unless StoreLogs or Sync already did),
+// writes the seal block and makes that durable, then drops the segment from the page
+// cache. It stops at the first failure, so that sealed segments always precede the
+// unsealed ones, which recovery relies on. Segments deleted meanwhile are skipped.
+func (s *Store) sealRolled() error {
+	type job struct {
+		g      *segment
+		size   int64
+		last   uint64
+		gen    uint64
+		synced int64
+	}
+	s.mu.RLock()
+	var jobs []job
+	for i := 0; i+1 < len(s.segs); i++ {
+		if g := s.segs[i]; g.version != formatV1 && g.sealEnd < g.size {
+			jobs = append(jobs, job{g, g.size, g.lastIndex(), g.gen, g.synced})
+		}
+	}
+	s.mu.RUnlock()
+	for _, j := range jobs {
+		g := j.g
+		if j.synced < j.size {
+			if err := s.datasync(g.f, opSealData); err != nil {
+				if errors.Is(err, errFileClosed) {
+					continue // deleted meanwhile
+				}
+				return fmt.Errorf("raftlog: sync rolled segment %s before sealing it: %w", g.path, err)
+			}
+			s.markSynced(g, j.gen, j.size)
+		}
+		if err := s.writeSeal(g, j.gen, seal{first: g.first, last: j.last, end: j.size}); err != nil {
+			return err
+		}
+		// All of it, from offset 0: the seal block's page was written again after the
+		// durable data around it was dropped. Past the end, to take the last partial page.
+		g.dropped.Store(0)
+		g.dropCache(j.size + pageSize)
+	}
+	return nil
+}
+
+// writeSeal writes and syncs g's seal block, unless g was deleted or truncated since gen
+// was read.
+func (s *Store) writeSeal(g *segment, gen uint64, sl seal) error {
+	g.sealMu.Lock()
+	defer g.sealMu.Unlock()
+	s.mu.RLock()
+	stale := g.removed || g.gen != gen
+	s.mu.RUnlock()
+	if stale {
+		return nil
+	}
+	b := sealBlock(sl)
+	if _, err := g.f.WriteAt(b[:], fileHeaderSize); err != nil {
+		if errors.Is(err, os.ErrClosed) {
+			return nil // deleted meanwhile: deletions do not wait for sealMu
+		}
+		return fmt.Errorf("raftlog: write seal of segment %s: %w", g.path, err)
+	}
+	if err := s.datasync(g.f, opSeal); err != nil {
+		if errors.Is(err, errFileClosed) {
+			return nil
+		}
+		return fmt.Errorf("raftlog: sync seal of segment %s: %w", g.path, err)
+	}
+	s.mu.Lock()
+	g.sealEnd = sl.end
+	s.mu.Unlock()
+	s.log.Debug("raftlog: sealed segment", "file", g.path, "last_index", sl.last, "size", sl.end)
+	return nil
+}
+
+// markSynced records that g's data below end is durable, unless a truncation into g
+// since gen was read makes that unknown.
+func (s *Store) markSynced(g *segment, gen uint64, end int64) {
+	s.mu.Lock()
+	if g.gen == gen && end > g.synced {
+		g.synced = end
+	}
+	s.mu.Unlock()
 }
 
 // DeleteRange deletes the entries min..max inclusive. Raft uses it in two ways, and the
@@ -434,7 +698,7 @@ func (s *Store) newSegment(prev *segment, first uint64) (*segment, error) {
 // Deleting everything removes every segment; the next append may then start at any
 // index. A range strictly inside the log returns an error wrapping ErrUnsupportedRange.
 // A range outside the log is a no-op. Deletions are durable when DeleteRange returns,
-// whatever NoSync says.
+// whatever NoSync says. The pre-created next segment is not touched.
 func (s *Store) DeleteRange(min, max uint64) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -463,9 +727,17 @@ func (s *Store) deleteAll() error {
 	dropped := s.segs
 	s.segs = nil
 	s.first, s.last = 0, 0
+	markRemoved(dropped)
 	s.mu.Unlock()
 	// Oldest first, so an interrupted removal leaves a contiguous suffix of the log.
 	return s.removeSegments(dropped)
+}
+
+// markRemoved flags segments that were just unpublished. Caller holds mu.
+func markRemoved(segs []*segment) {
+	for _, g := range segs {
+		g.removed = true
+	}
 }
 
 // deleteHead removes entries up to max, which is below the last index. Caller holds wmu.
@@ -478,6 +750,7 @@ func (s *Store) deleteHead(max uint64) error {
 	dropped := slices.Clone(s.segs[:k])
 	s.segs = slices.Clone(s.segs[k:])
 	s.first = max + 1
+	markRemoved(dropped)
 	s.mu.Unlock()
 	if len(dropped) == 0 {
 		return nil
@@ -492,6 +765,12 @@ func (s *Store) truncateTail(min uint64) error {
 	k := s.segmentOf(min)
 	g := s.segs[k]
 	i := int(min - g.first)
+	if i > 0 {
+		// The cut segment's seal block may be rewritten below: keep the background from
+		// sealing it meanwhile with its old size.
+		g.sealMu.Lock()
+		defer g.sealMu.Unlock()
+	}
 
 	s.mu.Lock()
 	var dropped []*segment
@@ -506,11 +785,15 @@ func (s *Store) truncateTail(min uint64) error {
 		cut = g.offsets[i]
 		g.offsets = g.offsets[:i]
 		g.size = cut
+		g.synced = min64(g.synced, cut)
+		g.gen++
 		if g.dropped.Load() > cut {
 			g.dropped.Store(cut &^ (pageSize - 1)) // records written there are cached again
 		}
 	}
+	markRemoved(dropped)
 	s.last = min - 1
+	sealEnd := g.sealEnd
 	s.mu.Unlock()
 
 	// Newest first, and durable before the cut: at every point of an interrupted
@@ -519,16 +802,40 @@ func (s *Store) truncateTail(min uint64) error {
 	if err := s.removeSegments(dropped); err != nil {
 		return err
 	}
-	if cut >= 0 {
-		if err := g.f.Truncate(cut); err != nil {
-			return s.fail(fmt.Errorf("raftlog: truncate segment %s at offset %d: %w", g.path, cut, err))
+	if cut < 0 {
+		s.log.Debug("raftlog: truncated tail", "dir", s.dir, "last_index", min-1, "removed_segments", len(dropped))
+		return nil
+	}
+	if sealEnd > cut {
+		// The seal covers records that are about to go: seal the part that stays first
+		// (it is durable, being below the old seal), so that the seal never claims more
+		// than the file holds.
+		b := sealBlock(seal{first: g.first, last: min - 1, end: cut})
+		if _, err := g.f.WriteAt(b[:], fileHeaderSize); err != nil {
+			return s.fail(fmt.Errorf("raftlog: rewrite seal of segment %s before truncating it: %w", g.path, err))
 		}
-		if err := fdatasync(g.f); err != nil {
-			return s.fail(fmt.Errorf("raftlog: sync segment %s after truncate: %w", g.path, err))
+		if err := s.datasync(g.f, opTruncSeal); err != nil {
+			return s.fail(fmt.Errorf("raftlog: sync seal of segment %s before truncating it: %w", g.path, err))
 		}
+		s.mu.Lock()
+		g.sealEnd = cut
+		s.mu.Unlock()
+	}
+	if err := g.f.Truncate(cut); err != nil {
+		return s.fail(fmt.Errorf("raftlog: truncate segment %s at offset %d: %w", g.path, cut, err))
+	}
+	if err := s.datasync(g.f, opTruncate); err != nil {
+		return s.fail(fmt.Errorf("raftlog: sync segment %s after truncate: %w", g.path, err))
 	}
 	s.log.Debug("raftlog: truncated tail", "dir", s.dir, "last_index", min-1, "removed_segments", len(dropped))
 	return nil
+}
+
+func min64(a, b int64) int64 {
+	if a < b {
+		return a
+	}
+	return b
 }
 
 // removeSegments closes and removes segments in the given order, then fsyncs the
@@ -547,51 +854,63 @@ func (s *Store) removeSegments(segs []*segment) error {
 	if firstErr != nil {
 		return s.fail(firstErr)
 	}
-	if err := s.dirF.Sync(); err != nil {
+	if err := s.syncDir(opDeleteDir); err != nil {
 		return s.fail(fmt.Errorf("raftlog: sync directory %s after removing segments: %w", s.dir, err))
 	}
 	return nil
 }
 
-// Sync makes every entry stored before the call durable: it fdatasyncs the active
-// segment (sealed segments were synced when they were sealed). It is meant for a
-// periodic loop when NoSync is set and may run concurrently with the other methods.
+// Sync makes every entry stored before the call durable: it fdatasyncs every segment
+// whose data is not known to be durable yet (the active one, and with NoSync those that
+// rolled since their last sync) and drops what it synced from the page cache. It is
+// meant for a periodic loop when NoSync is set and may run concurrently with the other
+// methods.
 func (s *Store) Sync() error {
+	type job struct {
+		g    *segment
+		size int64
+		gen  uint64
+		last bool
+	}
 	s.mu.RLock()
 	if s.closed {
 		s.mu.RUnlock()
 		return ErrClosed
 	}
-	var g *segment
-	var size int64
-	if n := len(s.segs); n > 0 {
-		g = s.segs[n-1]
-		size = g.size
+	var jobs []job
+	for i, g := range s.segs {
+		if g.synced < g.size {
+			jobs = append(jobs, job{g, g.size, g.gen, i == len(s.segs)-1})
+		}
 	}
 	s.mu.RUnlock()
 	if p := s.failed.Load(); p != nil {
 		return fmt.Errorf("%w: %w", ErrFailed, *p)
 	}
-	if g == nil {
-		return nil
-	}
-	if err := fdatasync(g.f); err != nil {
-		if errors.Is(err, errFileClosed) {
-			// Closed since we looked: either the store was closed (Close synced it) or
-			// the segment was deleted (nothing left to sync); a roll synced it.
-			s.mu.RLock()
-			closed := s.closed
-			s.mu.RUnlock()
-			if closed {
-				return ErrClosed
+	for _, j := range jobs {
+		if err := s.datasync(j.g.f, opSync); err != nil {
+			if errors.Is(err, errFileClosed) {
+				// Closed since we looked: either the store was closed (Close synced it) or
+				// the segment was deleted (nothing left to sync).
+				s.mu.RLock()
+				closed := s.closed
+				s.mu.RUnlock()
+				if closed {
+					return ErrClosed
+				}
+				continue
 			}
-			return nil
+			// After a failed fsync the kernel may have dropped the dirty pages: retrying
+			// could report success for lost data, so the store stops accepting writes.
+			return s.fail(fmt.Errorf("raftlog: sync segment %s: %w", j.g.path, err))
 		}
-		// After a failed fsync the kernel may have dropped the dirty pages: retrying
-		// could report success for lost data, so the store stops accepting writes.
-		return s.fail(fmt.Errorf("raftlog: sync segment %s: %w", g.path, err))
+		s.markSynced(j.g, j.gen, j.size)
+		if j.last {
+			j.g.dropCache(j.size - cacheKeep)
+		} else {
+			j.g.dropCache(j.size + pageSize)
+		}
 	}
-	g.dropCache(size - cacheKeep)
 	return nil
 }
 
@@ -632,8 +951,10 @@ func (g *segment) dropCache(end int64) {
 
 var pageSize = int64(os.Getpagesize())
 
-// Close syncs the active segment (when NoSync is set) and closes every file. Later calls
-// to any method, Close included, return ErrClosed.
+// Close stops the background goroutine, seals the segments that rolled and are not
+// sealed yet, syncs the active segment (when NoSync is set), removes the pre-created
+// next segment and closes every file. Later calls to any method, Close included, return
+// ErrClosed.
 func (s *Store) Close() error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -643,17 +964,39 @@ func (s *Store) Close() error {
 		return ErrClosed
 	}
 	s.closed = true
+	s.mu.Unlock()
+	close(s.stopc)
+	s.bgWG.Wait()
+
+	var errs []error
+	if s.failed.Load() == nil {
+		if err := s.sealRolled(); err != nil {
+			errs = append(errs, s.fail(err))
+		}
+	}
+	s.mu.Lock()
 	segs := s.segs
 	s.segs = nil
 	s.mu.Unlock()
-
-	var errs []error
 	if n := len(segs); n > 0 && s.opts.NoSync && s.failed.Load() == nil {
-		g := segs[n-1]
-		if err := fdatasync(g.f); err != nil {
-			errs = append(errs, fmt.Errorf("raftlog: sync segment %s on close: %w", g.path, err))
+		if g := segs[n-1]; g.synced < g.size {
+			if err := s.datasync(g.f, opClose); err != nil {
+				errs = append(errs, fmt.Errorf("raftlog: sync segment %s on close: %w", g.path, err))
+			}
 		}
 	}
+	s.spareMu.Lock()
+	if f := s.spare; f != nil {
+		s.spare = nil
+		f.Close()
+		path := filepath.Join(s.dir, spareName)
+		if err := os.Remove(path); err != nil {
+			errs = append(errs, fmt.Errorf("raftlog: remove the next segment %s on close: %w", path, err))
+		} else if err := s.syncDir(opCloseDir); err != nil {
+			errs = append(errs, fmt.Errorf("raftlog: sync directory %s after removing %s: %w", s.dir, path, err))
+		}
+	}
+	s.spareMu.Unlock()
 	for _, g := range segs {
 		if err := g.f.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("raftlog: close segment %s: %w", g.path, err))
