@@ -234,8 +234,13 @@ func TestFetcher_ReadsFromPeers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, n, err := message.DecodeRecord(part); err != nil || n != len(part) {
+	m, n, err := message.DecodeRecord(part)
+	if err != nil || n != len(part) {
 		t.Fatalf("partial fetch of %d bytes: %v (record %d)", len(part), err, n)
+	}
+	// BORNHOST is the sender's end of the TCP connection.
+	if !m.BornHost.Addr().IsLoopback() || !m.BornHost.Addr().Is4() || m.BornHost.Port() == 0 {
+		t.Fatalf("born host %v, want the test client's 127.0.0.1:port", m.BornHost)
 	}
 	testcluster.Eventually(t, 10*time.Second, func() error {
 		_, ns := f.FetchCandidatesForTest(ctx)

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -135,6 +136,10 @@ type batchItem struct {
 func bornHost(conn *transport.Conn) netip.AddrPort {
 	if conn == nil || conn.RemoteAddr() == nil {
 		return netip.AddrPort{}
+	}
+	if tcp, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
+		ap := tcp.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	}
 	ap, err := netip.ParseAddrPort(conn.RemoteAddr().String())
 	if err != nil {
