@@ -31,14 +31,21 @@ func validSegmentV1(first uint64, n int, size int) []byte {
 	return append(h[:], records(first, n, size)...)
 }
 
-// records encodes entries first..first+n-1 back to back.
-func records(first uint64, n int, size int) []byte {
-	var b []byte
-	for i := 0; i < n; i++ {
-		l := entry(first+uint64(i), 1, size)
+// segmentEntries are the entries validSegment and its kin hold.
+func segmentEntries(first uint64, n int, size int) []*raft.Log {
+	out := entries(first, n, 1, size)
+	for i, l := range out {
 		if i%2 == 1 {
 			l.Extensions = []byte("ext")
 		}
+	}
+	return out
+}
+
+// records encodes segmentEntries(first, n, size) back to back.
+func records(first uint64, n int, size int) []byte {
+	var b []byte
+	for _, l := range segmentEntries(first, n, size) {
 		rs, _ := recordSize(l)
 		rec := make([]byte, rs)
 		putRecord(rec, l)

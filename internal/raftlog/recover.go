@@ -89,7 +89,8 @@ func (s *Store) recover() error {
 		if n := len(s.segs); n > 0 {
 			if prev := s.segs[n-1]; g.first != prev.lastIndex()+1 {
 				g.f.Close()
-				if prev.wholeDurable() {
+				// Only a gap can be a lost tail; an overlap never is.
+				if prev.wholeDurable() || g.first <= prev.lastIndex() {
 					return fmt.Errorf("%w: %s starts at index %d but the previous segment %s ends at %d",
 						ErrCorrupt, path, g.first, prev.path, prev.lastIndex())
 				}
@@ -242,13 +243,28 @@ func (s *Store) openSegment(path string, first uint64, isLast bool) (sc scanned,
 	bad := "" // why the record at off is unusable, if it is
 	for off < size {
 		if size-off < recordHeaderSize {
-			bad = fmt.Sprintf("%d trailing bytes, too short for a record header", size-off)
+			if zero, err := zeroTail(r, size-off); err != nil {
+				return sc, fmt.Errorf("raftlog: read segment %s at offset %d: %w", path, off, err)
+			} else if !zero {
+				bad = fmt.Sprintf("%d trailing bytes, too short for a record header", size-off)
+			}
 			break
 		}
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
 			return sc, fmt.Errorf("raftlog: read segment %s at offset %d: %w", path, off, err)
 		}
 		n, sum := int64(le.Uint32(hdr[0:4])), le.Uint32(hdr[4:8])
+		if n == 0 && sum == 0 {
+			// The preallocated part of the file (zeros up to its end) is not a record.
+			zero, err := zeroTail(r, size-off-recordHeaderSize)
+			if err != nil {
+				return sc, fmt.Errorf("raftlog: read segment %s at offset %d: %w", path, off, err)
+			}
+			if !zero {
+				bad = "a zero record header followed by data"
+			}
+			break
+		}
 		if n < payloadFixedSize {
 			bad = fmt.Sprintf("record length %d is below the minimum %d", n, payloadFixedSize)
 			break
@@ -305,6 +321,24 @@ func (s *Store) openSegment(path string, first uint64, isLast bool) (sc scanned,
 	}
 	g.synced = durable
 	return scanned{g: g, bad: bad, fileSize: size}, nil
+}
+
+// zeroTail reads the next n bytes of r and reports whether they are all zero.
+func zeroTail(r io.Reader, n int64) (bool, error) {
+	buf := make([]byte, min(n, 64<<10))
+	for n > 0 {
+		k := min(n, int64(len(buf)))
+		if _, err := io.ReadFull(r, buf[:k]); err != nil {
+			return false, err
+		}
+		for _, b := range buf[:k] {
+			if b != 0 {
+				return false, nil
+			}
+		}
+		n -= k
+	}
+	return true, nil
 }
 
 // cutLastSegment repairs the last segment after a crash: a torn tail is cut back to the

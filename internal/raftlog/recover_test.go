@@ -179,6 +179,7 @@ func TestCorruptionIsAnError(t *testing.T) {
 	base, _ := fill20(t)
 	files := segmentFiles(t, base)
 	offs, _ := recordOffsets(t, base, files[1])
+	_, end3 := recordOffsets(t, base, files[3]) // where the last segment's records end
 
 	for _, tc := range []struct {
 		name   string
@@ -236,12 +237,13 @@ func TestCorruptionIsAnError(t *testing.T) {
 			n, _ := recordSize(l)
 			rec := make([]byte, n)
 			putRecord(rec, l)
-			f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+			// At the end of its records: the file may be preallocated beyond.
+			f, err := os.OpenFile(p, os.O_WRONLY, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			if _, err := f.Write(rec); err != nil {
+			if _, err := f.WriteAt(rec, end3); err != nil {
 				t.Fatal(err)
 			}
 			return p

@@ -16,13 +16,13 @@ import (
 // within the run; with NoSync a background loop calls Sync every 500 ms, as node's
 // raftLogSyncLoop does. Run with, for example:
 //
-//	go test -run '^$' -bench StoreLogsRoll -benchtime 20000x ./internal/raftlog
+//	go test -run '^$' -bench StoreLogsRoll -benchtime 60000x ./internal/raftlog
 //
 // rolls/op-batch is how many calls rolled the segment, as a fraction of the calls;
 // p99-ns then covers the rolls when it is above 0.01.
 func BenchmarkStoreLogsRoll(b *testing.B) {
 	for _, noSync := range []bool{true, false} {
-		for _, seg := range []int64{1 << 20, 16 << 20} {
+		for _, seg := range []int64{1 << 20, 16 << 20, 64 << 20} {
 			name := fmt.Sprintf("nosync=%v/segment=%dMiB", noSync, seg>>20)
 			b.Run(name, func(b *testing.B) { benchStoreLogsRoll(b, noSync, seg) })
 		}
