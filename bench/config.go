@@ -58,6 +58,7 @@ type Config struct {
 	RaftMaxInFlight     int
 	LogCacheSize        int
 	GroupCommitMaxBytes int
+	PageCacheKeep       int64                 // embedded commitLogPageCacheKeep (0 = the node default, 256 MiB; -1 never drops)
 	RaftLogStore        node.RaftLogStoreKind // embedded raftLogStore ("" = the node default, auto: wal on a fresh group)
 	// Preload (embedded consumer mode) is the backlog written before consuming; default
 	// Total, else 200000.
@@ -185,6 +186,8 @@ func (c Config) Validate() error {
 		return bad("FlushDiskType %q: must be ASYNC_FLUSH or SYNC_FLUSH", c.FlushDiskType)
 	case c.Queues < 1 || c.Queues > 1024:
 		return bad("Queues %d: must be 1..1024", c.Queues)
+	case c.PageCacheKeep < -1:
+		return bad("PageCacheKeep %d: must be ≥ -1", c.PageCacheKeep)
 	case c.RaftMaxInFlight < 0 || c.LogCacheSize < 0 || c.GroupCommitMaxBytes < 0:
 		return bad("RaftMaxInFlight %d, LogCacheSize %d, GroupCommitMaxBytes %d: must be ≥ 0", c.RaftMaxInFlight, c.LogCacheSize, c.GroupCommitMaxBytes)
 	case c.RaftLogStore != "" && c.RaftLogStore != node.RaftLogAuto && c.RaftLogStore != node.RaftLogBolt && c.RaftLogStore != node.RaftLogWAL:

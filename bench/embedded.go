@@ -30,11 +30,13 @@ type EmbeddedConfig struct {
 	Logger        *slog.Logger       // nil discards
 	// Levers for experiments (0 = the node's defaults): node.Options.MaxInFlight (Raft
 	// entries of the group-commit batcher in flight), node.Options.LogCacheSize (Raft log
-	// entries cached in memory), Config.GroupCommitMaxBytes and Config.RaftLogStore.
+	// entries cached in memory), Config.GroupCommitMaxBytes, Config.RaftLogStore and
+	// Config.CommitLogPageCacheKeep (-1 never drops).
 	RaftMaxInFlight     int
 	LogCacheSize        int
 	GroupCommitMaxBytes int
 	RaftLogStore        node.RaftLogStoreKind
+	PageCacheKeep       int64
 }
 
 // Embedded is a running in-process cluster.
@@ -137,6 +139,9 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 		}
 		if cfg.RaftLogStore != "" {
 			c.RaftLogStore = cfg.RaftLogStore
+		}
+		if cfg.PageCacheKeep != 0 {
+			c.CommitLogPageCacheKeep = cfg.PageCacheKeep
 		}
 		o := node.Options{
 			Logger:           logger.With("node", "n"+strconv.Itoa(i)),

@@ -90,7 +90,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		emb, err = StartEmbedded(ctx, EmbeddedConfig{
 			Nodes: cfg.EmbeddedNodes, Topic: cfg.Topic, Queues: cfg.Queues,
 			FlushDiskType: cfg.FlushDiskType, Logger: cfg.EmbeddedLogger,
-			RaftMaxInFlight: cfg.RaftMaxInFlight, LogCacheSize: cfg.LogCacheSize, GroupCommitMaxBytes: cfg.GroupCommitMaxBytes,
+			RaftMaxInFlight: cfg.RaftMaxInFlight, LogCacheSize: cfg.LogCacheSize, GroupCommitMaxBytes: cfg.GroupCommitMaxBytes, PageCacheKeep: cfg.PageCacheKeep,
 			RaftLogStore: cfg.RaftLogStore,
 		})
 		if err != nil {

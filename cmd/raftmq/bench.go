@@ -49,6 +49,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.RaftMaxInFlight, "raft-inflight", 0, "embedded: group-commit Raft entries in flight (0 = node default 3)")
 	fs.IntVar(&cfg.LogCacheSize, "log-cache", 0, "embedded: Raft log cache entries (0 = node default, 64)")
 	fs.IntVar(&cfg.GroupCommitMaxBytes, "group-commit-bytes", 0, "embedded: most bytes per Raft entry (0 = node default 1 MiB)")
+	fs.Int64Var(&cfg.PageCacheKeep, "page-cache-keep", 0, "embedded: commitLogPageCacheKeep in bytes (0 = node default 256 MiB, -1 = never drop)")
 	logStore := fs.String("raft-log-store", "", "embedded: raftLogStore, auto, boltdb or wal (default the node's, auto: wal for the fresh group)")
 	fs.Int64Var(&cfg.Preload, "preload", 0, "embedded consumer mode: backlog to write first (default -q, else 200000)")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write the run's CPU profile to `file`")
