@@ -671,8 +671,12 @@ func (s *Store) sealRolled() error {
 			}
 			s.markSynced(g, j.gen, j.size)
 		}
-		if err := s.writeSeal(g, j.gen, seal{first: g.first, last: j.last, end: j.size}); err != nil {
+		sealed, err := s.writeSeal(g, j.gen, seal{first: g.first, last: j.last, end: j.size})
+		if err != nil {
 			return err
+		}
+		if !sealed {
+			continue
 		}
 		// All of it, from offset 0: the seal block's page was written again after the
 		// durable data around it was dropped. Past the end, to take the last partial page.
@@ -682,35 +686,35 @@ func (s *Store) sealRolled() error {
 	return nil
 }
 
-// writeSeal writes and syncs g's seal block, unless g was deleted or truncated since gen
-// was read.
-func (s *Store) writeSeal(g *segment, gen uint64, sl seal) error {
+// writeSeal writes and syncs g's seal block and reports whether it did: not when g was
+// deleted or truncated since gen was read.
+func (s *Store) writeSeal(g *segment, gen uint64, sl seal) (bool, error) {
 	g.sealMu.Lock()
 	defer g.sealMu.Unlock()
 	s.mu.RLock()
 	stale := g.removed || g.gen != gen
 	s.mu.RUnlock()
 	if stale {
-		return nil
+		return false, nil
 	}
 	b := sealBlock(sl)
 	if _, err := g.f.WriteAt(b[:], fileHeaderSize); err != nil {
 		if errors.Is(err, os.ErrClosed) {
-			return nil // deleted meanwhile: deletions do not wait for sealMu
+			return false, nil // deleted meanwhile: deletions do not wait for sealMu
 		}
-		return fmt.Errorf("raftlog: write seal of segment %s: %w", g.path, err)
+		return false, fmt.Errorf("raftlog: write seal of segment %s: %w", g.path, err)
 	}
 	if err := s.datasync(g.f, opSeal); err != nil {
 		if errors.Is(err, errFileClosed) {
-			return nil
+			return false, nil
 		}
-		return fmt.Errorf("raftlog: sync seal of segment %s: %w", g.path, err)
+		return false, fmt.Errorf("raftlog: sync seal of segment %s: %w", g.path, err)
 	}
 	s.mu.Lock()
 	g.sealEnd = sl.end
 	s.mu.Unlock()
 	s.log.Debug("raftlog: sealed segment", "file", g.path, "last_index", sl.last, "size", sl.end)
-	return nil
+	return true, nil
 }
 
 // markSynced records that g's data below end is durable, unless a truncation into g
