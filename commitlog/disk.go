@@ -2,9 +2,10 @@ package commitlog
 
 // Disk guard: a background goroutine reads the usage of the file system
 // holding the commitlog every DiskCheckInterval, after retention deleted
-// files, and on demand (CheckWritable). Above DiskMaxUsedSpaceRatio it first
-// deletes expired segments regardless of deleteWhen; if usage stays above,
-// Append is refused with ErrDiskFull until a later check finds space again.
+// files, and on demand (CheckWritable, when the last reading is over 50 ms
+// old). Above DiskMaxUsedSpaceRatio it first deletes expired segments
+// regardless of deleteWhen; if usage stays above, Append is refused with
+// ErrDiskFull until a later check finds space again.
 // Reads are never refused.
 
 import (
@@ -29,6 +30,7 @@ func (l *Log) diskLoop() {
 
 // checkDisk refreshes the disk-full state and returns it.
 func (l *Log) checkDisk() error {
+	l.diskAt.Store(time.Since(processStart).Nanoseconds())
 	u, err := l.cfg.DiskUsage(l.cfg.CommitLogDir)
 	if err != nil {
 		l.logger.Warn("disk usage check failed", "err", err)
