@@ -450,3 +450,25 @@ func FuzzDecodeFrame(f *testing.F) {
 		}
 	})
 }
+
+// TestJSONExtFieldsShareOneString: values are substrings of one copy of the header, and
+// an escaped value next to plain ones still decodes to its own text.
+func TestJSONExtFieldsShareOneString(t *testing.T) {
+	h := []byte(`{"code":10,"extFields":{"a":"plain","b":"t\u00e9\"x","c":12,"d":"after","e":true},"flag":0,"opaque":1}`)
+	cmd, err := decodeJSONHeader(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"a": "plain", "b": "té\"x", "c": "12", "d": "after", "e": "true"}
+	for k, v := range want {
+		if got := cmd.Ext(k); got != v {
+			t.Errorf("ext %q = %q, want %q", k, got, v)
+		}
+	}
+	clear(h) // the values must not alias the frame buffer, which the reader reuses
+	for k, v := range want {
+		if got := cmd.Ext(k); got != v {
+			t.Errorf("after the buffer was reused: ext %q = %q, want %q", k, got, v)
+		}
+	}
+}

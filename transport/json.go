@@ -81,6 +81,23 @@ func appendJSONString(dst []byte, s string) []byte {
 type jsonDecoder struct {
 	b []byte
 	i int
+	// s is b as one string, made on the first extFields value: the values are substrings
+	// of it, one allocation per header instead of one per field. vs, ve bound the last
+	// value rawString or number returned inside b (vs < 0: it was unescaped into a copy).
+	s      string
+	vs, ve int
+}
+
+// valueString returns v, the value just read by rawString or number, as a string: a
+// substring of the header when v lies in it, else a copy.
+func (d *jsonDecoder) valueString(v []byte) string {
+	if d.vs < 0 || d.ve-d.vs != len(v) {
+		return string(v)
+	}
+	if d.s == "" {
+		d.s = string(d.b)
+	}
+	return d.s[d.vs:d.ve]
 }
 
 func (d *jsonDecoder) skipWS() {
@@ -240,7 +257,7 @@ func (d *jsonDecoder) extFields(cmd *Command) error {
 			if cmd.ExtFields == nil {
 				cmd.ExtFields = make(map[string]string, 8)
 			}
-			cmd.ExtFields[key] = string(v)
+			cmd.ExtFields[key] = d.valueString(v)
 		case c == '-' || (c >= '0' && c <= '9'):
 			num, err := d.number()
 			if err != nil {
@@ -249,7 +266,7 @@ func (d *jsonDecoder) extFields(cmd *Command) error {
 			if cmd.ExtFields == nil {
 				cmd.ExtFields = make(map[string]string, 8)
 			}
-			cmd.ExtFields[key] = string(num)
+			cmd.ExtFields[key] = d.valueString(num)
 		case c == 't' || c == 'f':
 			v, err := d.boolean()
 			if err != nil {
@@ -328,6 +345,7 @@ func (d *jsonDecoder) number() ([]byte, error) {
 			return nil, d.errorf("bad number")
 		}
 	}
+	d.vs, d.ve = start, d.i
 	return d.b[start:d.i], nil
 }
 
@@ -360,10 +378,12 @@ func (d *jsonDecoder) rawString() (s []byte, ok bool, err error) {
 		c := d.b[d.i]
 		if c == '"' {
 			s = d.b[start:d.i]
+			d.vs, d.ve = start, d.i
 			d.i++
 			return s, true, nil
 		}
 		if c == '\\' {
+			d.vs = -1
 			return d.escapedString(start)
 		}
 		if c < 0x20 {
