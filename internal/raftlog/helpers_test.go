@@ -101,6 +101,10 @@ func mustOpen(t testing.TB, dir string, opts Options) *Store {
 	if err != nil {
 		t.Fatalf("Open(%s): %v", dir, err)
 	}
+	// Closed before the directory is removed (cleanups run last first), even when the
+	// test reassigned its variable after a defer s.Close(): a store left open keeps its
+	// background goroutine, which may create next.wal while the directory is removed.
+	t.Cleanup(func() { _ = s.Close() })
 	return s
 }
 
