@@ -139,6 +139,7 @@ func TestRunEmbeddedCounts(t *testing.T) {
 	cfg.Workers = 2
 	cfg.Total = 1600
 	cfg.RaftLogStore = node.RaftLogWAL
+	cfg.Warmup = 500 * time.Millisecond // its messages must not count towards Total or the summary
 	sum, err = Run(ctx, cfg)
 	if err != nil {
 		t.Fatalf("producer Run: %v", err)
@@ -151,6 +152,9 @@ func TestRunEmbeddedCounts(t *testing.T) {
 	}
 	if sum.Send.Latency.Count != sum.Send.OK/16 {
 		t.Errorf("%d latency samples for %d batches", sum.Send.Latency.Count, sum.Send.OK/16)
+	}
+	if sum.WarmupSecs < 0.5 {
+		t.Errorf("warm-up of %.2f s, want the 0.5 s asked for", sum.WarmupSecs)
 	}
 }
 
@@ -168,6 +172,8 @@ func TestValidate(t *testing.T) {
 		{func(c *Config) { c.FlushDiskType = "SOMETIMES" }, "FlushDiskType"},
 		{func(c *Config) { c.Total = -1 }, "Total"},
 		{func(c *Config) { c.RaftLogStore = "leveldb" }, "RaftLogStore"},
+		{func(c *Config) { c.Warmup = -time.Second }, "Warmup"},
+		{func(c *Config) { c.Mode = ModeConsumer; c.Warmup = time.Second }, "Warmup"},
 	} {
 		cfg := DefaultConfig()
 		cfg.Embedded = true

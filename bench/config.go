@@ -40,6 +40,10 @@ type Config struct {
 	ReportInterval time.Duration
 	// Duration bounds the measured run; 0 = until Total or the context ends.
 	Duration time.Duration
+	// Warmup (producer mode) is a phase of the same load before the measured run, not
+	// counted: a fresh process's first seconds pay for memory the VM or the page cache has
+	// not handed it yet, and the Raft group's entries have not reached their steady size.
+	Warmup time.Duration
 	// Consumers is the number of push consumers (one group) in consumer and e2e modes; default 1.
 	Consumers int
 	// ConsumeThreads is each consumer's listener concurrency; default 4.
@@ -192,6 +196,10 @@ func (c Config) Validate() error {
 		return bad("RaftMaxInFlight %d, LogCacheSize %d, GroupCommitMaxBytes %d: must be ≥ 0", c.RaftMaxInFlight, c.LogCacheSize, c.GroupCommitMaxBytes)
 	case c.RaftLogStore != "" && c.RaftLogStore != node.RaftLogAuto && c.RaftLogStore != node.RaftLogBolt && c.RaftLogStore != node.RaftLogWAL:
 		return bad("RaftLogStore %q: must be auto, boltdb or wal", c.RaftLogStore)
+	case c.Warmup < 0:
+		return bad("Warmup %v: must be ≥ 0", c.Warmup)
+	case c.Warmup > 0 && c.Mode != ModeProducer:
+		return bad("Warmup %v: only in producer mode", c.Warmup)
 	case c.Preload < 0:
 		return bad("Preload %d: must be ≥ 0", c.Preload)
 	}

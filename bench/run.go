@@ -38,6 +38,7 @@ type Summary struct {
 	GoVersion      string  `json:"go_version"`
 	Preloaded      uint64  `json:"preloaded,omitempty"` // embedded consumer mode: backlog written first
 	PreloadSecs    float64 `json:"preload_s,omitempty"`
+	WarmupSecs     float64 `json:"warmup_s,omitempty"` // load run before the measured part, not counted
 
 	Send    *Throughput `json:"send,omitempty"`
 	Consume *Throughput `json:"consume,omitempty"` // latency = born → consumed
@@ -203,6 +204,12 @@ func (r *runner) run(ctx context.Context) error {
 			return fmt.Errorf("bench: trace: %w", err)
 		}
 		defer trace.Stop()
+	}
+
+	if cfg.Warmup > 0 {
+		if err := r.warmup(ctx, producer); err != nil {
+			return err
+		}
 	}
 
 	runCtx, cancel := context.WithCancel(ctx)
@@ -388,6 +395,32 @@ func (r *runner) message(body []byte, w int, seq int64) *client.Message {
 	return m
 }
 
+// warmup runs the producers' load for cfg.Warmup, then forgets what it recorded. Async
+// sends still in flight at its end complete into the measured run (at most MaxInFlight).
+func (r *runner) warmup(ctx context.Context, p *client.Producer) error {
+	wctx, cancel := context.WithTimeout(ctx, r.cfg.Warmup)
+	defer cancel()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range r.cfg.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.produce(wctx, p, w)
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("bench: warm-up: %w", err)
+	}
+	ok := r.send.okTotal()
+	fmt.Fprintf(r.out, "warm-up %.1fs: %d messages, %.0f msgs/s (not counted)\n", time.Since(start).Seconds(), ok, float64(ok)/time.Since(start).Seconds())
+	r.sum.WarmupSecs = time.Since(start).Seconds()
+	r.send.reset(time.Now())
+	r.issued.Store(0)
+	return nil
+}
+
 func (r *runner) produce(ctx context.Context, p *client.Producer, w int) {
 	cfg := r.cfg
 	sendCtx := context.WithoutCancel(ctx) // a send in flight at the deadline still completes
@@ -567,6 +600,9 @@ func (s *Summary) WriteText(w io.Writer) {
 		how += fmt.Sprintf("; %d consumer(s) × %d listener goroutines", s.Consumers, s.ConsumeThreads)
 	}
 	fmt.Fprintf(w, "== summary: %s, topic %s, %d B bodies, %s, %.1f s measured\n", s.Mode, s.Topic, s.Size, how, s.Elapsed)
+	if s.WarmupSecs > 0 {
+		fmt.Fprintf(w, "   after a %.1f s warm-up of the same load (not counted)\n", s.WarmupSecs)
+	}
 	fmt.Fprintf(w, "   durability: %s; GOMAXPROCS %d, %s\n", s.Durability, s.GOMAXPROCS, s.GoVersion)
 	if s.Preloaded > 0 {
 		fmt.Fprintf(w, "   preloaded: %d messages in %.1f s\n", s.Preloaded, s.PreloadSecs)

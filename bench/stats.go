@@ -39,6 +39,16 @@ func (s *stats) failure(n int) {
 	s.mu.Unlock()
 }
 
+// reset forgets everything recorded (the end of a warm-up).
+func (s *stats) reset(now time.Time) {
+	s.mu.Lock()
+	s.interval.Reset()
+	s.total.Reset()
+	s.iOK, s.iFailed, s.iBytes, s.tOK, s.tFailed, s.tBytes = 0, 0, 0, 0, 0, 0
+	s.lastProgress, s.intervalStart = now, now
+	s.mu.Unlock()
+}
+
 func (s *stats) okTotal() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -39,6 +39,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.MaxInFlight, "inflight", 0, "async sends pending at most (0 = client default, 512)")
 	ri := fs.Int("ri", int(cfg.ReportInterval.Milliseconds()), "report interval in `ms`")
 	fs.DurationVar(&cfg.Duration, "duration", 0, "measured run length (0 = until -q or Ctrl-C)")
+	fs.DurationVar(&cfg.Warmup, "warmup", 0, "producer mode: run the load this long first, not counted (steady state)")
 	fs.StringVar(&cfg.Group, "g", "", "consumer `group` (default a fresh one per run)")
 	fs.IntVar(&cfg.Consumers, "consumers", cfg.Consumers, "push consumers in the group")
 	fs.IntVar(&cfg.ConsumeThreads, "ct", cfg.ConsumeThreads, "listener goroutines per consumer")
