@@ -118,6 +118,7 @@ type runner struct {
 
 	send, recv stats
 	issued     atomic.Int64 // messages handed to a send call (for Total)
+	warming    atomic.Bool  // the warm-up is running: Total does not apply
 	heapMax    uint64
 }
 
@@ -378,8 +379,8 @@ func newBody(size int) []byte {
 
 // take reserves n messages against Total; false when the run is complete.
 func (r *runner) take(n int) bool {
-	if r.cfg.Total <= 0 {
-		return true
+	if r.cfg.Total <= 0 || r.warming.Load() {
+		return true // the warm-up is bounded by time only
 	}
 	if r.issued.Add(int64(n)) > r.cfg.Total {
 		return false
@@ -400,6 +401,8 @@ func (r *runner) message(body []byte, w int, seq int64) *client.Message {
 func (r *runner) warmup(ctx context.Context, p *client.Producer) error {
 	wctx, cancel := context.WithTimeout(ctx, r.cfg.Warmup)
 	defer cancel()
+	r.warming.Store(true)
+	defer r.warming.Store(false)
 	start := time.Now()
 	var wg sync.WaitGroup
 	for w := range r.cfg.Workers {
