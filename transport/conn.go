@@ -521,12 +521,7 @@ func (c *Conn) deliver(resp *Command) {
 		cl.ch <- result{cmd: resp}
 		return
 	}
-	select {
-	case c.cbwork <- delivery{cl, resp}: // an idle callback goroutine takes it
-	default:
-		c.cfg.wg.Add(1) // the reader holds a count, so this cannot race with Wait
-		go c.callbackLoop(delivery{cl, resp})
-	}
+	handOff(c, c.cbwork, delivery{cl, resp}, func(d delivery) { d.cl.finish(d.resp, nil) })
 }
 
 // delivery is an async call's response on its way to the callback.
@@ -535,22 +530,30 @@ type delivery struct {
 	resp *Command
 }
 
-// callbackLoop runs d's callback, then the ones deliver hands it while it waits, until it
-// has been idle for handlerIdle or the connection closes (as handlerLoop, for the same
-// reason: a goroutine per response grew a fresh stack every time).
-func (c *Conn) callbackLoop(d delivery) {
+// handOff gives v to a goroutine idle in reuseLoop on ch, or starts one that runs do(v)
+// and then waits there. Reusing goroutines keeps their grown stacks: a fresh goroutine per
+// request or per async response grew its stack from 8 KiB every time (5 % of the CPU of
+// pipelined sends).
+func handOff[T any](c *Conn, ch chan T, v T, do func(T)) {
+	select {
+	case ch <- v: // an idle goroutine takes it
+	default:
+		c.cfg.wg.Add(1) // the reader holds a count, so this cannot race with Wait
+		go reuseLoop(c, ch, v, do)
+	}
+}
+
+// reuseLoop runs do(v), then do on what handOff sends on ch while it waits, until it has
+// been idle for handlerIdle or the connection closes.
+func reuseLoop[T any](c *Conn, ch chan T, v T, do func(T)) {
 	defer c.cfg.wg.Done()
-	var idle *time.Timer
+	idle := time.NewTimer(handlerIdle)
+	defer idle.Stop()
 	for {
-		d.cl.finish(d.resp, nil)
-		if idle == nil {
-			idle = time.NewTimer(handlerIdle)
-			defer idle.Stop()
-		} else {
-			idle.Reset(handlerIdle)
-		}
+		do(v)
+		idle.Reset(handlerIdle)
 		select {
-		case d = <-c.cbwork:
+		case v = <-ch:
 		case <-idle.C:
 			return
 		case <-c.closed:
@@ -579,42 +582,12 @@ func (c *Conn) dispatch(req *Command) bool {
 		c.handlerDone()
 		return false
 	}
-	select {
-	case c.work <- req: // an idle handler goroutine takes it
-	default:
-		c.cfg.wg.Add(1) // the reader holds a count, so this cannot race with Wait
-		go c.handlerLoop(req)
-	}
+	handOff(c, c.work, req, c.serve)
 	return true
 }
 
-// handlerIdle is how long a handler goroutine waits for the next request before it exits.
+// handlerIdle is how long a reused handler or callback goroutine waits for more work.
 const handlerIdle = 5 * time.Second
-
-// handlerLoop serves req, then the requests dispatch hands it while it waits, until it has
-// been idle for handlerIdle or the connection closes. Reusing handler goroutines keeps their
-// grown stacks: a fresh goroutine per request paid for growing its stack from 8 KiB on
-// every send (5 % of the CPU of pipelined sends).
-func (c *Conn) handlerLoop(req *Command) {
-	defer c.cfg.wg.Done()
-	var idle *time.Timer
-	for {
-		c.serve(req)
-		if idle == nil {
-			idle = time.NewTimer(handlerIdle)
-			defer idle.Stop()
-		} else {
-			idle.Reset(handlerIdle)
-		}
-		select {
-		case req = <-c.work:
-		case <-idle.C:
-			return
-		case <-c.closed:
-			return
-		}
-	}
-}
 
 func (c *Conn) handlerDone() {
 	c.hmu.Lock()
