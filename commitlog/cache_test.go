@@ -3,44 +3,18 @@ package commitlog
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
-	"unsafe"
 
-	"golang.org/x/sys/unix"
+	"github.com/raftmq/raftmq/internal/fsutil"
 )
 
-// residentPages counts the pages of path in [from, to) that are in the page cache
-// (mincore over a fresh read-only mapping, which sees the file's cache, not ours).
+// residentPages counts the pages of path in [from, to) in the page cache.
 func residentPages(t *testing.T, path string, from, to int64) int {
 	t.Helper()
-	f, err := os.Open(path)
+	n, err := fsutil.ResidentPages(path, from, to)
 	if err != nil {
 		t.Fatal(err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Size() == 0 {
-		return 0
-	}
-	m, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Munmap(m)
-	vec := make([]byte, (int64(len(m))+pageSize-1)/pageSize)
-	if _, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0]))); errno != 0 {
-		t.Fatalf("mincore %s: %v", path, errno)
-	}
-	n := 0
-	for i := from / pageSize; i < (to+pageSize-1)/pageSize && i < int64(len(vec)); i++ {
-		if vec[i]&1 != 0 {
-			n++
-		}
 	}
 	return n
 }
@@ -49,24 +23,12 @@ func residentPages(t *testing.T, path string, from, to int64) int {
 // POSIX_FADV_DONTNEED (tmpfs, some overlays): there is nothing to observe there.
 func skipUnlessDropWorks(t *testing.T, dir string) {
 	t.Helper()
-	path := filepath.Join(dir, "probe")
-	if err := os.WriteFile(path, make([]byte, 1<<20), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	defer os.Remove(path)
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	ok, why, err := fsutil.DropsCleanPages(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	if err := unix.Fdatasync(int(f.Fd())); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Fadvise(int(f.Fd()), 0, 1<<20, unix.FADV_DONTNEED); err != nil {
-		t.Skipf("fadvise: %v", err)
-	}
-	if n := residentPages(t, path, 0, 1<<20); n > 0 {
-		t.Skipf("the file system under %s keeps %d synced pages after POSIX_FADV_DONTNEED", dir, n)
+	if !ok {
+		t.Skip(why)
 	}
 }
 

@@ -4,74 +4,36 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"unsafe"
 
-	"golang.org/x/sys/unix"
+	"github.com/raftmq/raftmq/internal/fsutil"
 )
 
-// residentPages reports how many of the pages of path in [from, to) are in the page
-// cache (mincore over a read-only mapping).
+// residentPages counts the pages of path in [from, to) in the page cache.
 func residentPages(t *testing.T, path string, from, to int64) int {
 	t.Helper()
-	f, err := os.Open(path)
+	n, err := fsutil.ResidentPages(path, from, to)
 	if err != nil {
 		t.Fatal(err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Size() == 0 {
-		return 0
-	}
-	m, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Munmap(m)
-	vec := make([]byte, (len(m)+os.Getpagesize()-1)/os.Getpagesize())
-	if _, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0]))); errno != 0 {
-		t.Fatalf("mincore %s: %v", path, errno)
-	}
-	ps := int64(os.Getpagesize())
-	n := 0
-	for i := from / ps; i < (to+ps-1)/ps && i < int64(len(vec)); i++ {
-		if vec[i]&1 != 0 {
-			n++
-		}
 	}
 	return n
+}
+
+// skipUnlessDropWorks skips on a file system that keeps synced pages after
+// POSIX_FADV_DONTNEED (tmpfs, some overlays): there is nothing to observe there.
+func skipUnlessDropWorks(t *testing.T, dir string) {
+	t.Helper()
+	ok, why, err := fsutil.DropsCleanPages(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ok {
+		t.Skip(why)
+	}
 }
 
 // folioSlack allows for a large folio (up to 2 MiB on x86-64) straddling the end of a
 // dropped range: the kernel keeps it whole until a later drop covers all of it.
 const folioSlack = 2 << 20
-
-// skipUnlessDropWorks skips the test on a file system that keeps synced pages after
-// POSIX_FADV_DONTNEED (tmpfs, some overlays): there is nothing to observe there.
-func skipUnlessDropWorks(t *testing.T, dir string) {
-	t.Helper()
-	path := filepath.Join(dir, "probe")
-	if err := os.WriteFile(path, make([]byte, 1<<20), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	defer os.Remove(path)
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := unix.Fdatasync(int(f.Fd())); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Fadvise(int(f.Fd()), 0, 1<<20, unix.FADV_DONTNEED); err != nil {
-		t.Skipf("fadvise: %v", err)
-	}
-	if n := residentPages(t, path, 0, 1<<20); n > 0 {
-		t.Skipf("the file system under %s keeps %d synced pages after POSIX_FADV_DONTNEED", dir, n)
-	}
-}
 
 // TestSyncDropsDurablePagesFromCache: after Sync (NoSync) or a synced StoreLogs, the
 // log's durable pages leave the page cache except the last cacheKeep bytes of the active
