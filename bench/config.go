@@ -41,8 +41,8 @@ type Config struct {
 	// Duration bounds the measured run; 0 = until Total or the context ends.
 	Duration time.Duration
 	// Warmup (producer mode) is a phase of the same load before the measured run, not
-	// counted: a fresh process's first seconds pay for memory the VM or the page cache has
-	// not handed it yet, and the Raft group's entries have not reached their steady size.
+	// counted, to separate start-up effects from the steady state (on the round-6 VM it
+	// showed none worth the name: docs/BENCHMARKS.md).
 	Warmup time.Duration
 	// Consumers is the number of push consumers (one group) in consumer and e2e modes; default 1.
 	Consumers int

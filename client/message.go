@@ -180,11 +180,11 @@ var uniqPrefix = func() string {
 
 var uniqCounter atomic.Uint32
 
-// newUniqID returns a 32-hex-character message id: the process prefix, the milliseconds
-// since the start of the month and a 16-bit counter (RocketMQ's MessageClientIDSetter).
 // uniqMonth caches the start of the current month (the UNIQ_KEY's time base) and of the next.
 var uniqMonth atomic.Pointer[[2]time.Time]
 
+// newUniqID returns a 32-hex-character message id: the process prefix, the milliseconds
+// since the start of the month and a 16-bit counter (RocketMQ's MessageClientIDSetter).
 func newUniqID() string {
 	now := time.Now()
 	m := uniqMonth.Load()

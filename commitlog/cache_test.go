@@ -36,6 +36,19 @@ func skipUnlessDropWorks(t *testing.T, dir string) {
 // a dropped range: the kernel keeps it whole until a later drop covers all of it.
 const folioSlack = 2 << 20
 
+// openDropLog opens a log in a fresh directory whose file system drops synced pages (else
+// the test is skipped), with segments of segSize bytes and PageCacheKeep keep.
+func openDropLog(t *testing.T, segSize, keep int64) (Config, *Log) {
+	t.Helper()
+	dir := t.TempDir()
+	skipUnlessDropWorks(t, dir)
+	cfg := testConfig(t, dir)
+	cfg.CommitLogDir = filepath.Join(dir, "commitlog")
+	cfg.MappedFileSizeCommitLog = segSize
+	cfg.PageCacheKeep = keep
+	return cfg, openLog(t, cfg)
+}
+
 // appendKiB appends n messages of 1 KiB bodies, one batch each, to queue 0 of topic.
 func appendKiB(t *testing.T, l *Log, first uint64, n int) {
 	t.Helper()
@@ -51,13 +64,7 @@ func appendKiB(t *testing.T, l *Log, first uint64, n int) {
 // PageCacheKeep bytes stay, and every message still reads back intact. Fails without
 // the drop-behind: the whole log stays resident.
 func TestFlushDropsPageCacheBehindKeep(t *testing.T) {
-	dir := t.TempDir()
-	skipUnlessDropWorks(t, dir)
-	cfg := testConfig(t, dir)
-	cfg.CommitLogDir = filepath.Join(dir, "commitlog")
-	cfg.MappedFileSizeCommitLog = 8 << 20
-	cfg.PageCacheKeep = 4 << 20
-	l := openLog(t, cfg)
+	cfg, l := openDropLog(t, 8<<20, 4<<20)
 	appendKiB(t, l, 1, 20<<10) // ~20 MiB + headers: three segments
 	if err := l.Flush(); err != nil {
 		t.Fatal(err)
@@ -100,13 +107,7 @@ func TestFlushDropsPageCacheBehindKeep(t *testing.T) {
 
 // TestPageCacheKeepNegativeNeverDrops: PageCacheKeep < 0 leaves the cache to the kernel.
 func TestPageCacheKeepNegativeNeverDrops(t *testing.T) {
-	dir := t.TempDir()
-	skipUnlessDropWorks(t, dir)
-	cfg := testConfig(t, dir)
-	cfg.CommitLogDir = filepath.Join(dir, "commitlog")
-	cfg.MappedFileSizeCommitLog = 8 << 20
-	cfg.PageCacheKeep = -1
-	l := openLog(t, cfg)
+	cfg, l := openDropLog(t, 8<<20, -1)
 	appendKiB(t, l, 1, 6<<10)
 	if err := l.Flush(); err != nil {
 		t.Fatal(err)
@@ -120,13 +121,7 @@ func TestPageCacheKeepNegativeNeverDrops(t *testing.T) {
 // TestTruncateBelowDropMarkDropsAgain: a truncation below the drop mark moves it back,
 // so the rewritten range is dropped by the next flush instead of staying cached.
 func TestTruncateBelowDropMarkDropsAgain(t *testing.T) {
-	dir := t.TempDir()
-	skipUnlessDropWorks(t, dir)
-	cfg := testConfig(t, dir)
-	cfg.CommitLogDir = filepath.Join(dir, "commitlog")
-	cfg.MappedFileSizeCommitLog = 32 << 20
-	cfg.PageCacheKeep = 1 << 20
-	l := openLog(t, cfg)
+	cfg, l := openDropLog(t, 32<<20, 1<<20)
 	appendKiB(t, l, 1, 8<<10)
 	if err := l.Flush(); err != nil {
 		t.Fatal(err)

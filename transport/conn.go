@@ -89,9 +89,10 @@ type Conn struct {
 	cfg    *connConfig
 	ctx    context.Context // handlers' context
 	cancel context.CancelFunc
-	sem    chan struct{} // in-flight handler slots
-	work   chan *Command // requests handed to an idle handler goroutine (unbuffered)
-	cbwork chan delivery // async responses handed to an idle callback goroutine (unbuffered)
+	sem    chan struct{}  // in-flight handler slots
+	work   chan *Command  // requests handed to an idle handler goroutine (unbuffered)
+	serveF func(*Command) // c.serve, made once: a method value per dispatch would allocate
+	cbwork chan delivery  // async responses handed to an idle callback goroutine (unbuffered)
 
 	wmu     sync.Mutex
 	wqueue  []outFrame
@@ -130,6 +131,7 @@ func newConn(parent context.Context, nc net.Conn, addr string, cfg *connConfig) 
 		drained: make(chan struct{}),
 		closed:  make(chan struct{}),
 	}
+	c.serveF = c.serve
 	return c
 }
 
@@ -582,7 +584,7 @@ func (c *Conn) dispatch(req *Command) bool {
 		c.handlerDone()
 		return false
 	}
-	handOff(c, c.work, req, c.serve)
+	handOff(c, c.work, req, c.serveF)
 	return true
 }
 
