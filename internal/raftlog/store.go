@@ -215,22 +215,30 @@ func Open(dir string, opts Options) (*Store, error) {
 }
 
 func flock(f *os.File) error {
-	rc, err := f.SyscallConn()
+	ferr, err := fdRetry(f, func(fd int) error { return unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) })
 	if err != nil {
 		return err
 	}
-	var ferr error
+	return ferr
+}
+
+// fdRetry runs call on f's descriptor, again while it fails with EINTR, and returns its
+// error; err is f.SyscallConn's or Control's (Control's: f was closed).
+func fdRetry(f *os.File, call func(fd int) error) (callErr, err error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
 	if err := rc.Control(func(fd uintptr) {
 		for {
-			ferr = unix.Flock(int(fd), unix.LOCK_EX|unix.LOCK_NB)
-			if ferr != unix.EINTR {
+			if callErr = call(int(fd)); callErr != unix.EINTR {
 				return
 			}
 		}
 	}); err != nil {
-		return err
+		return nil, err
 	}
-	return ferr
+	return callErr, nil
 }
 
 // errFileClosed marks a sync that found its file already closed.
@@ -240,19 +248,8 @@ var errFileClosed = errors.New("file already closed")
 // It is safe to call while another goroutine closes f: the close waits for it, and a
 // call that comes after the close returns errFileClosed.
 func fdatasync(f *os.File) error {
-	rc, err := f.SyscallConn()
+	serr, err := fdRetry(f, unix.Fdatasync)
 	if err != nil {
-		return err
-	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		for {
-			serr = unix.Fdatasync(int(fd))
-			if serr != unix.EINTR {
-				return
-			}
-		}
-	}); err != nil {
 		return errFileClosed
 	}
 	return serr
@@ -562,19 +559,8 @@ func (s *Store) createSegmentFile(path string, prealloc bool, fileOp, dirOp sync
 // fallocate allocates f's blocks up to size, extending it (the new range reads as
 // zeros). A file system that cannot is left alone: preallocation only saves work.
 func fallocate(f *os.File, size int64) error {
-	rc, err := f.SyscallConn()
+	ferr, err := fdRetry(f, func(fd int) error { return unix.Fallocate(fd, 0, 0, size) })
 	if err != nil {
-		return err
-	}
-	var ferr error
-	if err := rc.Control(func(fd uintptr) {
-		for {
-			ferr = unix.Fallocate(int(fd), 0, 0, size)
-			if ferr != unix.EINTR {
-				return
-			}
-		}
-	}); err != nil {
 		return err
 	}
 	if errors.Is(ferr, unix.EOPNOTSUPP) || errors.Is(ferr, unix.ENOSYS) {
